@@ -1,0 +1,153 @@
+/* ebpfjit_rt.h: the C ABI shared by the interpreter, the JIT-compiled code, maps and helpers.
+ *
+ * Both engines run a program against one `struct ebpfjit_state` and report faults the same way
+ * (status + pc + addr + size in the state), so Python formats one error for both. Anything the
+ * generated code needs at run time (helpers, maps, memory regions) is reached through the state,
+ * never baked into machine code as an address: compiled code is therefore process-independent
+ * and can be cached on disk.
+ *
+ * csrc/cdef/00_core.h declares the same types for cffi; keep the two in step (cffi checks the
+ * struct layouts against this header when it compiles the module).
+ */
+#ifndef EBPFJIT_RT_H
+#define EBPFJIT_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EBPFJIT_STACK_SIZE 512
+#define EBPFJIT_MAX_FRAMES 8          /* main program + 7 nested bpf-to-bpf calls (kernel) */
+#define EBPFJIT_MAX_HELPERS 512
+#define EBPFJIT_MAX_RUN_REGIONS 8     /* per-run extra regions: ctx struct, packet, metadata */
+#define EBPFJIT_MAX_ENV_REGIONS 256   /* per-object regions: map value arenas, ringbuf data */
+#define EBPFJIT_MAX_TAIL_CALLS 33     /* MAX_TAIL_CALL_CNT */
+#define EBPFJIT_DEFAULT_BUDGET 100000000ULL
+
+/* Status codes returned by every engine entry point. */
+enum ebpfjit_status {
+    EBPFJIT_OK = 0,
+    EBPFJIT_ERR_OOB_LOAD = 1,       /* fault_addr/fault_size: the access */
+    EBPFJIT_ERR_OOB_STORE = 2,
+    EBPFJIT_ERR_UNKNOWN_HELPER = 3, /* fault_info: helper id */
+    EBPFJIT_ERR_CALL_DEPTH = 4,     /* more than EBPFJIT_MAX_FRAMES frames */
+    EBPFJIT_ERR_BUDGET = 5,         /* budget of back-edges + calls exhausted */
+    EBPFJIT_ERR_HELPER = 6,         /* a helper failed (bad argument, Python exception) */
+    EBPFJIT_ERR_FALL_OFF = 7,       /* control ran past the end of a function */
+    EBPFJIT_ERR_BAD_INSN = 8,       /* instruction an engine cannot execute (e.g. kfunc call) */
+    EBPFJIT_TAIL_CALL = 100,        /* internal: bpf_tail_call() chose st->tail_target */
+};
+
+/* Every helper has this signature; helpers that need the run reach it via ebpfjit_current(). */
+typedef uint64_t (*ebpfjit_helper_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+struct ebpfjit_state;
+
+/* A compiled program: `int32_t fn(st, r1, r2)` returns a status; r0 is left in st->r0. */
+typedef int32_t (*ebpfjit_jit_fn)(struct ebpfjit_state *st, uint64_t r1, uint64_t r2);
+
+/* A range of memory a program may touch. */
+struct ebpfjit_region {
+    uint64_t base;
+    uint64_t len;
+    uint64_t writable;
+};
+
+/* Every map object begins with this header (maps.c extends it). `lddw rX, map` (src=1) yields
+ * the map pointer itself; `lddw rX, map_value + off` (src=2) yields `values + off`, where
+ * `values` is the first element of an array-like map (global data: the section's bytes). */
+struct ebpfjit_map_base {
+    uint32_t type;                  /* enum bpf_map_type */
+    uint32_t key_size;
+    uint32_t value_size;
+    uint32_t max_entries;
+    uint32_t flags;
+    uint32_t index;                 /* position in env->maps */
+    uint8_t *values;                /* array-like maps: value i at values + i * round_up(value_size, 8) */
+};
+
+/* Per object (shared by its programs and threads; not modified while programs run). */
+struct ebpfjit_env {
+    ebpfjit_helper_fn helpers[EBPFJIT_MAX_HELPERS];
+    void **maps;                    /* lddw src=1/2 imm indexes this (struct ebpfjit_map *) */
+    uint32_t nmaps;
+    uint32_t nregions;
+    struct ebpfjit_region regions[EBPFJIT_MAX_ENV_REGIONS];
+    void *user;                     /* owner's handle (Python object for trace output, ...) */
+};
+
+/* One program as the runner sees it. The interpreter reads `code`; the JIT fills `jit_fn`. */
+struct ebpfjit_prog {
+    const uint8_t *code;            /* raw bytecode, nslots * 8 bytes (interpreter predecodes) */
+    uint32_t nslots;
+    uint32_t prog_type;             /* enum bpf_prog_type */
+    void *interp;                   /* interpreter's predecoded form (owned by interp.c) */
+    ebpfjit_jit_fn jit_fn;
+    struct ebpfjit_env *env;
+};
+
+/* Per run (per thread). The runner resets the result fields at every run. */
+struct ebpfjit_state {
+    /* results */
+    uint64_t r0;
+    int32_t status;
+    int32_t fault_pc;
+    uint64_t fault_addr;
+    uint64_t fault_size;
+    uint64_t fault_info;
+    /* limits */
+    uint64_t budget;                /* remaining back-edges + calls; 0 stops the run */
+    uint32_t depth;                 /* frames in use (1 while in the entry function) */
+    uint32_t tail_calls;
+    /* memory the program may touch */
+    uint64_t mem_base;              /* the hot region, checked inline by both engines */
+    uint64_t mem_len;
+    uint64_t mem_writable;
+    uint64_t frame_lo[EBPFJIT_MAX_FRAMES];  /* start of each registered 512-byte frame, or 0 */
+    uint32_t nregions;
+    uint32_t cpu;                   /* per-CPU map slot of this run */
+    struct ebpfjit_region regions[EBPFJIT_MAX_RUN_REGIONS];
+    struct ebpfjit_env *env;
+    /* tail calls and contexts */
+    struct ebpfjit_prog *tail_target;
+    void *run_ctx;                  /* program-type context (xdp_buff, sk_buff model), or NULL */
+    uint64_t user;                  /* free for the embedding application */
+};
+
+/* --- core runtime (runtime.c) --- */
+
+/* The state of the run executing on this thread (for helpers). */
+struct ebpfjit_state *ebpfjit_current(void);
+void ebpfjit_set_current(struct ebpfjit_state *st);
+
+/* Records a fault in `st` (first fault wins) and returns `status`. */
+int32_t ebpfjit_fault(struct ebpfjit_state *st, int32_t status, int32_t pc, uint64_t addr,
+                      uint64_t size);
+
+/* Slow path of the bounds check shared by both engines: is [addr, addr+size) entirely inside
+ * one registered frame, the mem region, a run region or an env region (writable if `write`)? */
+int ebpfjit_access_ok(const struct ebpfjit_state *st, uint64_t addr, uint64_t size, int write);
+
+/* Helper call through a run-time id (callx). Sets st->status on an unknown id. */
+uint64_t ebpfjit_call_helper(struct ebpfjit_state *st, uint64_t id, uint64_t r1, uint64_t r2,
+                             uint64_t r3, uint64_t r4, uint64_t r5);
+
+struct ebpfjit_env *ebpfjit_env_new(void);
+void ebpfjit_env_free(struct ebpfjit_env *env);
+int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable);
+
+/* Prepare `st` for a run (results cleared, budget, depth 0, env); regions are kept. */
+void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint64_t budget);
+
+/* Engines: 0 = interpreter, 1 = JIT (prog->jit_fn). Follows tail calls. Returns status. */
+#define EBPFJIT_ENGINE_INTERP 0
+#define EBPFJIT_ENGINE_JIT 1
+int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                    uint64_t r1, uint64_t r2);
+
+/* --- interpreter (interp.c) --- */
+int ebpfjit_interp_prepare(struct ebpfjit_prog *prog);    /* 0 on success */
+void ebpfjit_interp_release(struct ebpfjit_prog *prog);
+int32_t ebpfjit_interp_exec(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
+                            uint64_t r1, uint64_t r2);
+
+#endif

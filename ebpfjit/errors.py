@@ -1,0 +1,95 @@
+"""The exception tree of ebpfjit: every error the library raises derives from EbpfError.
+
+Must not import anything from ebpfjit.
+"""
+from __future__ import annotations
+
+
+class EbpfError(Exception):
+    """Base class of every error raised by ebpfjit."""
+
+
+class DecodeError(EbpfError, ValueError):
+    """Malformed bytecode. `pc` is the instruction slot index (or None for whole-program faults)."""
+
+    def __init__(self, message: str, pc: int | None = None):
+        self.pc = pc
+        self.reason = message
+        super().__init__(f"pc {pc}: {message}" if pc is not None else message)
+
+
+class AssemblerError(EbpfError, ValueError):
+    """Text that does not assemble. `line` is 1-based."""
+
+    def __init__(self, message: str, line: int | None = None, text: str | None = None):
+        self.line = line
+        self.text = text
+        self.reason = message
+        where = f"line {line}" if line is not None else "assembler"
+        if text:
+            where += f" ({text.strip()!r})"
+        super().__init__(f"{where}: {message}")
+
+
+class ElfError(EbpfError, ValueError):
+    """An ELF object that cannot be loaded; names the section/symbol/relocation at fault."""
+
+    def __init__(self, message: str, path: str | None = None, section: str | None = None,
+                 symbol: str | None = None):
+        self.path = path
+        self.section = section
+        self.symbol = symbol
+        self.reason = message
+        parts = [p for p in (path, f"section {section!r}" if section else None,
+                             f"symbol {symbol!r}" if symbol else None) if p]
+        super().__init__(": ".join(parts + [message]))
+
+
+class VerifierError(EbpfError, ValueError):
+    """A program rejected before it runs (e.g. an unknown helper). `pc` names the instruction."""
+
+    def __init__(self, message: str, pc: int | None = None):
+        self.pc = pc
+        self.reason = message
+        super().__init__(f"pc {pc}: {message}" if pc is not None else message)
+
+
+class ExecutionError(EbpfError, RuntimeError):
+    """A run stopped by the runtime: out-of-bounds access, unknown helper, call depth, budget.
+
+    `kind` is a short machine-readable word, `pc` the faulting instruction slot.
+    """
+
+    def __init__(self, message: str, kind: str = "fault", pc: int | None = None,
+                 addr: int | None = None, size: int | None = None):
+        self.kind = kind
+        self.pc = pc
+        self.addr = addr
+        self.size = size
+        self.reason = message
+        super().__init__(f"pc {pc}: {message}" if pc is not None else message)
+
+
+class MapError(EbpfError, ValueError):
+    """Misuse of a map from Python: wrong key/value size, bad flags, full map, missing key."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        self.errno = errno
+        super().__init__(message)
+
+
+class JitError(EbpfError):
+    """LLVM failed to verify or compile generated code (a bug in ebpfjit if the input decoded)."""
+
+
+class KernelUnavailable(EbpfError):
+    """The running kernel cannot be used (no bpf() permission, missing feature); tests skip."""
+
+
+class KernelError(EbpfError):
+    """A bpf(2) call failed. `log` holds the kernel verifier log where there is one."""
+
+    def __init__(self, message: str, errno: int | None = None, log: str = ""):
+        self.errno = errno
+        self.log = log
+        super().__init__(message)
