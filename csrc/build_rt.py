@@ -22,38 +22,45 @@ def _read(path):
         return f.read()
 
 
-def _relative(path):
-    # setuptools insists on relative source paths inside the project.
-    return os.path.relpath(path, os.path.dirname(HERE)) if not os.path.isabs(os.getcwd()) else path
+def make_ffibuilder(absolute_paths: bool = False) -> FFI:
+    """The builder; setuptools wants project-relative paths, while an in-place build compiles
+    inside cffi's temporary directory and so needs absolute ones."""
+    root = os.path.dirname(HERE)
+
+    def path(p):
+        return os.path.abspath(p) if absolute_paths else os.path.relpath(p, root)
+
+    builder = FFI()
+    builder.cdef("\n".join(_read(p) for p in sorted(glob.glob(os.path.join(HERE, "cdef", "*.h")))))
+    headers = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.h")))
+    debug = os.environ.get("EBPFJIT_DEBUG_BUILD") == "1"
+    builder.set_source(
+        "ebpfjit._rt",
+        "\n".join(f'#include "{h}"' for h in headers),
+        sources=[path(p) for p in sorted(glob.glob(os.path.join(HERE, "*.c")))],
+        include_dirs=[path(HERE)],
+        extra_compile_args=(["-O0", "-g", "-fsanitize=address,undefined"] if debug
+                            else ["-O2", "-g0", "-std=gnu11", "-Wall", "-Wextra",
+                                  "-Wno-unused-parameter", "-fno-strict-aliasing"]),
+        extra_link_args=(["-fsanitize=address,undefined"] if debug else []),
+        libraries=["pthread"],
+    )
+    return builder
 
 
-ffibuilder = FFI()
-ffibuilder.cdef("\n".join(_read(p) for p in sorted(glob.glob(os.path.join(HERE, "cdef", "*.h")))))
-_headers = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.h")))
-_sources = sorted(glob.glob(os.path.join(HERE, "*.c")))
-_debug = os.environ.get("EBPFJIT_DEBUG_BUILD") == "1"
-ffibuilder.set_source(
-    "ebpfjit._rt",
-    "\n".join(f'#include "{h}"' for h in _headers),
-    sources=[os.path.relpath(p, os.getcwd()) for p in _sources],
-    include_dirs=[os.path.relpath(HERE, os.getcwd())],
-    extra_compile_args=(["-O0", "-g", "-fsanitize=address,undefined"] if _debug
-                        else ["-O2", "-g0", "-std=gnu11", "-Wall", "-Wextra",
-                              "-Wno-unused-parameter", "-fno-strict-aliasing"]),
-    extra_link_args=(["-fsanitize=address,undefined"] if _debug else []),
-    libraries=["pthread"],
-)
+# setup.py's cffi_modules runs from the project root.
+ffibuilder = make_ffibuilder()
 
 
 def build_inplace():
     import shutil
-    import tempfile
     import sysconfig
+    import tempfile
     root = os.path.dirname(HERE)
     os.chdir(root)
     tmp = tempfile.mkdtemp(prefix="ebpfjit-build-")
     try:
-        built = ffibuilder.compile(tmpdir=tmp, verbose=False)
+        built = make_ffibuilder(absolute_paths=True).compile(tmpdir=tmp, verbose=False)
         suffix = sysconfig.get_config_var("EXT_SUFFIX")
         dest = os.path.join(root, "ebpfjit", "_rt" + suffix)
         staging = dest + f".tmp{os.getpid()}"

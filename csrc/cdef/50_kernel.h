@@ -1,0 +1,161 @@
+/* cffi declarations of csrc/kernel_sys.h (bpf(2) attr/info structs); cffi checks them against the
+ * C definitions, and kernel.c checks those against <linux/bpf.h>. */
+/* BPF_MAP_CREATE */
+struct ebpfjit_bpf_map_create_attr {
+    uint32_t map_type;
+    uint32_t key_size;
+    uint32_t value_size;
+    uint32_t max_entries;
+    uint32_t map_flags;
+    uint32_t inner_map_fd;
+    uint32_t numa_node;
+    char map_name[16];
+    uint32_t map_ifindex;
+    uint32_t btf_fd;
+    uint32_t btf_key_type_id;
+    uint32_t btf_value_type_id;
+    uint32_t btf_vmlinux_value_type_id;
+    uint64_t map_extra;
+};
+
+/* BPF_MAP_{LOOKUP,UPDATE,DELETE}_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_FREEZE */
+struct ebpfjit_bpf_map_elem_attr {
+    uint32_t map_fd;
+    uint32_t pad0;
+    uint64_t key;
+    uint64_t value;     /* or next_key */
+    uint64_t flags;
+};
+
+/* BPF_PROG_LOAD */
+struct ebpfjit_bpf_prog_load_attr {
+    uint32_t prog_type;
+    uint32_t insn_cnt;
+    uint64_t insns;
+    uint64_t license;
+    uint32_t log_level;
+    uint32_t log_size;
+    uint64_t log_buf;
+    uint32_t kern_version;
+    uint32_t prog_flags;
+    char prog_name[16];
+    uint32_t prog_ifindex;
+    uint32_t expected_attach_type;
+    uint32_t prog_btf_fd;
+    uint32_t func_info_rec_size;
+    uint64_t func_info;
+    uint32_t func_info_cnt;
+    uint32_t line_info_rec_size;
+    uint64_t line_info;
+    uint32_t line_info_cnt;
+    uint32_t attach_btf_id;
+    uint32_t attach_prog_fd;
+    uint32_t core_relo_cnt;
+    uint64_t fd_array;
+    uint64_t core_relos;
+    uint32_t core_relo_rec_size;
+    uint32_t pad0;
+};
+
+/* BPF_PROG_TEST_RUN */
+struct ebpfjit_bpf_test_run_attr {
+    uint32_t prog_fd;
+    uint32_t retval;
+    uint32_t data_size_in;
+    uint32_t data_size_out;
+    uint64_t data_in;
+    uint64_t data_out;
+    uint32_t repeat;
+    uint32_t duration;
+    uint32_t ctx_size_in;
+    uint32_t ctx_size_out;
+    uint64_t ctx_in;
+    uint64_t ctx_out;
+    uint32_t flags;
+    uint32_t cpu;
+    uint32_t batch_size;
+    uint32_t pad0;
+};
+
+/* BPF_BTF_LOAD */
+struct ebpfjit_bpf_btf_load_attr {
+    uint64_t btf;
+    uint64_t btf_log_buf;
+    uint32_t btf_size;
+    uint32_t btf_log_size;
+    uint32_t btf_log_level;
+    uint32_t pad0;
+};
+
+/* BPF_OBJ_GET_INFO_BY_FD */
+struct ebpfjit_bpf_info_attr {
+    uint32_t bpf_fd;
+    uint32_t info_len;
+    uint64_t info;
+};
+
+/* struct bpf_prog_info; `flags` bit 0 is the uapi bitfield gpl_compatible. */
+struct ebpfjit_bpf_prog_info {
+    uint32_t type;
+    uint32_t id;
+    uint8_t tag[8];
+    uint32_t jited_prog_len;
+    uint32_t xlated_prog_len;
+    uint64_t jited_prog_insns;
+    uint64_t xlated_prog_insns;
+    uint64_t load_time;
+    uint32_t created_by_uid;
+    uint32_t nr_map_ids;
+    uint64_t map_ids;
+    char name[16];
+    uint32_t ifindex;
+    uint32_t flags;
+    uint64_t netns_dev;
+    uint64_t netns_ino;
+    uint32_t nr_jited_ksyms;
+    uint32_t nr_jited_func_lens;
+    uint64_t jited_ksyms;
+    uint64_t jited_func_lens;
+    uint32_t btf_id;
+    uint32_t func_info_rec_size;
+    uint64_t func_info;
+    uint32_t nr_func_info;
+    uint32_t nr_line_info;
+    uint64_t line_info;
+    uint64_t jited_line_info;
+    uint32_t nr_jited_line_info;
+    uint32_t line_info_rec_size;
+    uint32_t jited_line_info_rec_size;
+    uint32_t nr_prog_tags;
+    uint64_t prog_tags;
+    uint64_t run_time_ns;
+    uint64_t run_cnt;
+    uint64_t recursion_misses;
+    uint32_t verified_insns;
+    uint32_t attach_btf_obj_id;
+    uint32_t attach_btf_id;
+    uint32_t pad0;
+};
+
+/* struct bpf_map_info */
+struct ebpfjit_bpf_map_info {
+    uint32_t type;
+    uint32_t id;
+    uint32_t key_size;
+    uint32_t value_size;
+    uint32_t max_entries;
+    uint32_t map_flags;
+    char name[16];
+    uint32_t ifindex;
+    uint32_t btf_vmlinux_value_type_id;
+    uint64_t netns_dev;
+    uint64_t netns_ino;
+    uint32_t btf_id;
+    uint32_t btf_key_type_id;
+    uint32_t btf_value_type_id;
+    uint32_t pad0;
+    uint64_t map_extra;
+};
+
+/* bpf(cmd, attr, size): the new fd or 0 on success, -errno on failure (never sets errno). */
+long ebpfjit_sys_bpf(int cmd, void *attr, unsigned int size);
