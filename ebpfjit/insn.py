@@ -19,8 +19,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import DecodeError
-from .isa import (ATOMIC_IMMS, ENDIAN_WIDTHS, FRAME_POINTER, MOVSX_OFFS_32, MOVSX_OFFS_64, OPCODES,
-                  SIGNED_OFF, AluOp, Kind, OpInfo, Source, jump_target)
+from .isa import (
+    ATOMIC_IMMS,
+    ENDIAN_WIDTHS,
+    FRAME_POINTER,
+    MOVSX_OFFS_32,
+    MOVSX_OFFS_64,
+    OPCODES,
+    SIGNED_OFF,
+    AluOp,
+    Kind,
+    OpInfo,
+    Source,
+    jump_target,
+)
 
 SLOT = struct.Struct("<BBhi")
 SLOT_SIZE = 8
@@ -100,7 +112,10 @@ def check_fields(insn: Instruction) -> str | None:
     kind = info.kind
     if insn.dst > MAX_REG:
         return _field_error(insn, f"invalid dst register r{insn.dst}")
-    if insn.src > MAX_REG and not (kind is Kind.LDDW and insn.src <= LDDW_SRC_MAX):
+    if kind is Kind.LDDW and insn.src > LDDW_SRC_MAX:
+        return _field_error(insn, f"invalid lddw source src={insn.src} (pseudo forms are 0-"
+                                  f"{LDDW_SRC_MAX})")
+    if insn.src > MAX_REG and kind is not Kind.LDDW:
         return _field_error(insn, f"invalid src register r{insn.src}")
 
     def nonzero(*names: str) -> str | None:
