@@ -1,0 +1,44 @@
+"""ebpfjit: run kernel eBPF bytecode and clang-built objects in-process, interpreted or JIT-compiled.
+
+Public API: `Program` (raw bytecode / assembly), `load` (ELF objects), `assemble`, `disassemble`,
+and the error tree rooted at `EbpfError`. Heavy modules (LLVM, the C runtime) load lazily.
+"""
+from .errors import (
+    AssemblerError,
+    DecodeError,
+    EbpfError,
+    ElfError,
+    ExecutionError,
+    JitError,
+    KernelError,
+    KernelUnavailable,
+    MapError,
+    VerifierError,
+)
+from .program import Program
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AssemblerError", "DecodeError", "EbpfError", "ElfError", "ExecutionError", "JitError",
+    "KernelError", "KernelUnavailable", "MapError", "Program", "VerifierError", "assemble",
+    "disassemble", "load", "__version__",
+]
+
+
+def assemble(text: str) -> bytes:
+    """Assemble bpf_conformance-dialect text into bytecode."""
+    from .asm import assemble as _assemble
+    return _assemble(text)
+
+
+def disassemble(code, syntax: str = "llvm") -> str:
+    """Disassemble bytecode (or instructions) in the llvm-objdump or conformance syntax."""
+    from .disasm import disassemble as _disassemble
+    return _disassemble(code, syntax=syntax)
+
+
+def load(path_or_bytes, **kwargs):
+    """Load an eBPF ELF object (path or bytes) as libbpf would; returns an `Object`."""
+    from .loader import load as _load
+    return _load(path_or_bytes, **kwargs)

@@ -1,0 +1,208 @@
+"""The `ebpfjit` command line: assemble, disassemble, run, inspect JIT output, run the suite.
+
+Exit status: 0 success, 1 a program or input error, 2 usage. Errors print `ebpfjit: error: ...`
+without a traceback unless --debug is given.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import EbpfError
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _load_programs(path: str, program: str | None = None, section: str | None = None):
+    """Programs in FILE: an ELF object, a `.data` test, assembly text (.s/.asm) or raw bytecode.
+
+    Returns a list of (name, Program, mem) where mem is the test memory of a `.data` file.
+    """
+    from .program import Program
+    blob = _read_input(path)
+    if blob.startswith(ELF_MAGIC):
+        from .loader import load
+        obj = load(blob if path == "-" else path)
+        if program or section:
+            prog = obj.programs[program] if program else obj.program(section=section)
+            return [(prog.name, prog, None)]
+        return [(name, prog, None) for name, prog in obj.programs.items()]
+    name = os.path.basename(path)
+    if path.endswith(".data"):
+        from . import testdata
+        from .conformance import conformance_program
+        case = testdata.load(path)
+        return [(name, conformance_program(case.code), case.mem)]
+    if path.endswith((".s", ".asm")):
+        return [(name, Program.from_asm(blob.decode()), None)]
+    return [(name, Program.from_bytes(blob), None)]
+
+
+def _one_program(args):
+    progs = _load_programs(args.file, getattr(args, "program", None), getattr(args, "section", None))
+    if len(progs) != 1:
+        names = ", ".join(name for name, _, _ in progs)
+        raise EbpfError(f"{args.file} holds {len(progs)} programs ({names}); choose one with --program")
+    return progs[0]
+
+
+def cmd_asm(args) -> int:
+    from .asm import assemble
+    code = assemble(_read_input(args.file).decode())
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(code) if args.binary else print(code.hex())
+    else:
+        with open(args.output, "wb") as f:
+            f.write(code)
+    return 0
+
+
+def cmd_disasm(args) -> int:
+    progs = _load_programs(args.file, args.program, args.section)
+    for name, prog, _ in progs:
+        if len(progs) > 1 or prog.name != "prog":
+            print(f"{name}:")
+        print(prog.disassemble(syntax=args.syntax))
+    return 0
+
+
+def _mem_from_args(args, default: bytes | None) -> bytearray:
+    if args.mem is not None:
+        return bytearray.fromhex(args.mem)
+    if args.mem_file is not None:
+        return bytearray(_read_input(args.mem_file))
+    return bytearray(default or b"")
+
+
+def cmd_run(args) -> int:
+    name, prog, mem = _one_program(args)
+    data = _mem_from_args(args, mem)
+    if hasattr(prog, "test_run") and prog.type != 0:
+        retval, data_out, _ = prog.test_run(bytes(data), engine=args.engine)
+        print(f"retval {retval:#x}")
+        if args.output:
+            with open(args.output, "wb") as f:
+                f.write(data_out)
+        return 0
+    r0 = prog.run(data, engine=args.engine)
+    print(f"{r0:#x}")
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(bytes(data))
+    return 0
+
+
+def cmd_dump(args) -> int:
+    _, prog, _ = _one_program(args)
+    prog.opt_level = args.opt_level
+    if args.ir:
+        print(prog.llvm_ir(optimized=args.optimized))
+    if args.asm or not args.ir:
+        print(prog.native_asm(target=args.target))
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from .jit import emit_object
+    _, prog, _ = _one_program(args)
+    obj = emit_object(prog.code, target=args.target, opt_level=args.opt_level)
+    with open(args.output, "wb") as f:
+        f.write(obj)
+    return 0
+
+
+def cmd_conformance(args) -> int:
+    import glob
+
+    from . import testdata
+    from .conformance import run_case
+    paths = sorted(glob.glob(os.path.join(args.directory, "*.data")))
+    failed = 0
+    for path in paths:
+        outcome = run_case(testdata.load(path), args.engine)
+        if not outcome.passed:
+            failed += 1
+            print(f"FAIL {outcome.name}: {outcome.detail}")
+        elif args.verbose:
+            print(f"PASS {outcome.name}")
+    print(f"{len(paths) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ebpfjit", description="Userspace eBPF: interpreter and LLVM JIT.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_prog_args(p):
+        p.add_argument("file", help="ELF object, .data test, .s assembly or raw bytecode ('-' = stdin)")
+        p.add_argument("--program", help="program (function) name in an ELF object")
+        p.add_argument("--section", help="program section in an ELF object")
+
+    p = sub.add_parser("asm", help="assemble bpf_conformance-dialect text into bytecode")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="output file (default: hex on stdout)")
+    p.add_argument("--binary", action="store_true", help="write raw bytes to stdout")
+    p.set_defaults(func=cmd_asm)
+
+    p = sub.add_parser("disasm", help="disassemble bytecode or an ELF object")
+    add_prog_args(p)
+    p.add_argument("--syntax", choices=("llvm", "conformance"), default="llvm")
+    p.set_defaults(func=cmd_disasm)
+
+    p = sub.add_parser("run", help="run a program once and print r0 (or the verdict)")
+    add_prog_args(p)
+    p.add_argument("--engine", choices=("interp", "jit"), default="interp")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--mem", help="input memory as hex")
+    g.add_argument("--mem-file", "--data-file", dest="mem_file", help="input memory from a file")
+    p.add_argument("-o", "--output", help="write the memory/packet after the run to this file")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("dump", help="print the LLVM IR and/or native assembly of a program")
+    add_prog_args(p)
+    p.add_argument("--ir", action="store_true", help="LLVM IR")
+    p.add_argument("--asm", action="store_true", help="native assembly (default)")
+    p.add_argument("--optimized", action="store_true", help="IR after optimisation")
+    p.add_argument("--target", choices=("x86_64", "aarch64"), default=None)
+    p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3))
+    p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("compile", help="emit a relocatable native object file")
+    add_prog_args(p)
+    p.add_argument("--target", choices=("x86_64", "aarch64"), default=None)
+    p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3))
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("conformance", help="run a directory of bpf_conformance .data files")
+    p.add_argument("directory")
+    p.add_argument("--engine", default="interp", help="interp, jit or jit-O0..3")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_conformance)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (EbpfError, OSError, KeyError) as exc:
+        if args.debug:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"ebpfjit: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""`Program`: one eBPF program the user can run on either engine, inspect and disassemble.
+
+A Program owns its bytecode (validated at construction), the C-side program record, and — lazily
+— its JIT-compiled code. Raw programs follow the conformance convention: r1 points at the input
+memory and r2 holds its length.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import insn as _insn
+from .errors import EbpfError, VerifierError
+from .isa import Kind
+from .spec import ProgType
+
+ENGINES = ("interp", "jit")
+
+# Program type names accepted by `Program.from_bytes(type=...)`, libbpf's spelling first.
+PROG_TYPE_NAMES = {
+    "raw": ProgType.UNSPEC,
+    "xdp": ProgType.XDP,
+    "socket_filter": ProgType.SOCKET_FILTER,
+    "socket": ProgType.SOCKET_FILTER,
+    "sched_cls": ProgType.SCHED_CLS,
+    "tc": ProgType.SCHED_CLS,
+    "sched_act": ProgType.SCHED_ACT,
+    "kprobe": ProgType.KPROBE,
+    "tracepoint": ProgType.TRACEPOINT,
+    "raw_tracepoint": ProgType.RAW_TRACEPOINT,
+    "perf_event": ProgType.PERF_EVENT,
+}
+
+
+def prog_type_from_name(name: str | int | ProgType) -> ProgType:
+    if isinstance(name, int):
+        return ProgType(name)
+    try:
+        return PROG_TYPE_NAMES[name]
+    except KeyError:
+        raise EbpfError(f"unknown program type {name!r}; expected one of "
+                        f"{', '.join(PROG_TYPE_NAMES)}") from None
+
+
+class Program:
+    """A validated eBPF program bound to a runtime environment (helpers, maps)."""
+
+    def __init__(self, code: bytes, *, type: str | int | ProgType = "raw", name: str = "prog",
+                 env=None, opt_level: int = 2):
+        self.code = bytes(code)
+        self.insns = _insn.decode(self.code)
+        self.name = name
+        self.type = prog_type_from_name(type)
+        self.opt_level = opt_level
+        self._env = env
+        self._loaded = None
+        self._jit = {}
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_bytes(cls, code: bytes, type: str | int | ProgType = "raw", **kwargs) -> Program:
+        """Program from raw bytecode (8-byte little-endian slots). Raises DecodeError."""
+        return cls(code, type=type, **kwargs)
+
+    @classmethod
+    def from_asm(cls, text: str, type: str | int | ProgType = "raw", **kwargs) -> Program:
+        """Program from assembly in the bpf_conformance dialect. Raises AssemblerError."""
+        from .asm import assemble
+        return cls(assemble(text), type=type, **kwargs)
+
+    # --- runtime ------------------------------------------------------------------------------
+
+    @property
+    def env(self):
+        if self._env is None:
+            from .runtime import Env
+            self._env = Env()
+            install = getattr(self._env, "install_builtin_helpers", None)
+            if install is not None:
+                install()
+        return self._env
+
+    @property
+    def loaded(self):
+        """The C program record (created on first use, after helper checks)."""
+        if self._loaded is None:
+            from .runtime import LoadedProgram
+            self._check_helpers()
+            self._loaded = LoadedProgram(self.code, self.env, int(self.type))
+        return self._loaded
+
+    def _check_helpers(self) -> None:
+        # An unknown helper is a load-time error, as in the kernel, not a run-time surprise.
+        for pc, ins in _insn.iter_pcs(self.insns):
+            if ins.kind is Kind.CALL and ins.src == _insn.CALL_HELPER and not self.env.has_helper(ins.imm):
+                from .helpers_names import helper_name
+                name = helper_name(ins.imm)
+                raise VerifierError(f"call to unknown helper {ins.imm}" +
+                                    (f" ({name})" if name else ""), pc)
+            if ins.kind is Kind.CALL and ins.src == _insn.CALL_KFUNC:
+                raise VerifierError(f"kfunc calls are not supported (btf id {ins.imm})", pc)
+
+    def register_helper(self, helper_id: int, fn: Callable | int | object) -> None:
+        """Install helper `helper_id`: a Python callable (slow path), a cffi function pointer or
+        an address of a C function `uint64_t f(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t)`.
+        """
+        self.env.register_helper(helper_id, fn)
+
+    def compile(self, opt_level: int | None = None, *, bounds_checks: bool = True):
+        """JIT-compile (or fetch from the cache) and return the JitCode."""
+        level = self.opt_level if opt_level is None else opt_level
+        key = (level, bounds_checks)
+        if key not in self._jit:
+            from .jit import compile_program
+            self._jit[key] = compile_program(self.code, opt_level=level, bounds_checks=bounds_checks)
+        return self._jit[key]
+
+    def run(self, mem: bytes | bytearray | memoryview = b"", engine: str = "interp",
+            budget: int | None = None) -> int:
+        """Run once and return r0 as an unsigned 64-bit integer.
+
+        `mem` is copied unless it is a writable buffer (bytearray, writable memoryview), which the
+        program then modifies in place. Raises ExecutionError on a fault.
+        """
+        loaded = self.loaded
+        if engine == "jit":
+            self._ensure_jit(loaded)
+        elif engine != "interp":
+            raise EbpfError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        return loaded.run(mem, engine=engine, budget=budget)
+
+    def _ensure_jit(self, loaded) -> None:
+        code = self.compile()
+        if getattr(loaded, "_jit_address", None) != code.address:
+            loaded.set_jit_function(code.address, code)
+            loaded._jit_address = code.address
+
+    # --- inspection ---------------------------------------------------------------------------
+
+    def disassemble(self, syntax: str = "llvm") -> str:
+        from .disasm import disassemble
+        return disassemble(self.insns, syntax=syntax)
+
+    def llvm_ir(self, optimized: bool = False) -> str:
+        from .jit import llvm_ir
+        return llvm_ir(self.code, optimized=optimized, opt_level=self.opt_level)
+
+    def native_asm(self, target: str | None = None) -> str:
+        from .jit import native_asm
+        return native_asm(self.code, target=target, opt_level=self.opt_level)
+
+    def __repr__(self) -> str:
+        return f"<Program {self.name!r} type={self.type.name.lower()} insns={len(self.insns)}>"
