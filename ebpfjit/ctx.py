@@ -72,7 +72,9 @@ SKB_SLOT_DATA, SKB_SLOT_DATA_END, SKB_SLOT_DATA_META = 192, 200, 208
 
 
 def _skb_layout(name: str, direct_packet_access: bool, writable: set[str]) -> CtxLayout:
-    specs = list(_SKB_COMMON) + [("mark", 8, 4), ("priority", 32, 4), ("tc_index", 44, 4),
+    # wire_len is readable only where there is direct packet access (kernel: EACCES otherwise).
+    common = [s for s in _SKB_COMMON if direct_packet_access or s[0] != "wire_len"]
+    specs = common + [("mark", 8, 4), ("priority", 32, 4), ("tc_index", 44, 4),
                                  ("cb", 48, 20), ("tc_classid", 72, 4), ("tstamp", 152, 8)]
     if direct_packet_access:
         specs += [("data", 76, 4, SKB_SLOT_DATA), ("data_end", 80, 4, SKB_SLOT_DATA_END),

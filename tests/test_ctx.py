@@ -64,6 +64,7 @@ def test_non_context_accesses_are_untouched():
     ("ldxh %r0, [%r1]\nexit", XDP_MD, "only 32-bit loads"),
     ("ldxw %r0, [%r1+76]\nexit", SK_BUFF_SOCKET_FILTER, "invalid context access"),
     ("stw [%r1+8], 1\nexit", SK_BUFF_SOCKET_FILTER, "read-only"),
+    ("ldxw %r0, [%r1+160]\nexit", SK_BUFF_SOCKET_FILTER, "invalid context access"),
     ("jeq %r2, 0, +1\nmov %r1, %r10\nldxw %r0, [%r1-4]\nexit", XDP_MD, "on some paths only"),
 ])
 def test_invalid_context_accesses_name_the_pc(text, layout, message):

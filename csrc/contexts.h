@@ -1,0 +1,151 @@
+/* contexts.h: program-type contexts modelled on the kernel's BPF_PROG_TEST_RUN (net/bpf/test_run.c)
+ * and the helpers that act on them.
+ *
+ * A program never sees these structs. It sees a *shadow context* (ebpfjit/ctx.py): the uapi
+ * struct (xdp_md / __sk_buff) followed by u64 data/data_end/data_meta slots, because ctx.py
+ * rewrote its pointer-field loads into 64-bit loads from those slots at load time. Every helper
+ * that moves the packet (adjust_head/meta/tail) updates the model, the slots and the run's hot
+ * memory region (st->mem_*) together, so both engines see the new packet bounds at once.
+ *
+ * Sizes follow x86-64 with 4 KiB pages, as the kernel oracle runs: the test-run frame is one
+ * page, XDP_PACKET_HEADROOM is 256, sizeof(struct xdp_frame) is 40, and the tailroom reserved
+ * for struct skb_shared_info is SKB_DATA_ALIGN(320) = 320.
+ *
+ * csrc/cdef/30_contexts.h declares this file for cffi; keep the two in step.
+ */
+#ifndef EBPFJIT_CONTEXTS_H
+#define EBPFJIT_CONTEXTS_H
+
+#include <stdint.h>
+
+#include "ebpfjit_rt.h"
+
+#define EBPFJIT_PAGE_SIZE 4096
+#define EBPFJIT_XDP_HEADROOM 256        /* XDP_PACKET_HEADROOM */
+#define EBPFJIT_XDP_FRAME_HDR 40        /* sizeof(struct xdp_frame): adjust_head's lower bound */
+#define EBPFJIT_SHINFO_SIZE 320         /* SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) */
+#define EBPFJIT_XDP_METALEN_MAX 252     /* xdp_metalen_invalid: u8 meta_len, 4-byte aligned */
+#define EBPFJIT_SKB_HEADROOM 64         /* NET_SKB_PAD + NET_IP_ALIGN (x86) */
+#define EBPFJIT_ETH_HLEN 14
+#define EBPFJIT_XDP_SHADOW_SIZE 48
+#define EBPFJIT_SKB_SHADOW_SIZE 216
+#define EBPFJIT_SKB_UAPI_SIZE 192
+
+enum ebpfjit_ctx_kind {
+    EBPFJIT_CTX_XDP = 0x58445031,       /* distinguishes models behind st->run_ctx */
+    EBPFJIT_CTX_SKB = 0x534b4231,
+};
+
+/* uapi struct xdp_md. */
+struct ebpfjit_xdp_md {
+    uint32_t data;
+    uint32_t data_end;
+    uint32_t data_meta;
+    uint32_t ingress_ifindex;
+    uint32_t rx_queue_index;
+    uint32_t egress_ifindex;
+};
+
+/* The kernel's test-run xdp_buff: one page frame; offsets are from the frame start
+ * (data_hard_start). */
+struct ebpfjit_xdp {
+    uint32_t kind;
+    uint32_t meta, data, end;           /* data_meta, data, data_end */
+    uint32_t ingress_ifindex, rx_queue_index;
+    uint64_t shadow[EBPFJIT_XDP_SHADOW_SIZE / 8];
+    uint8_t frame[EBPFJIT_PAGE_SIZE];
+};
+
+/* The kernel's test-run sk_buff, reduced to what programs and helpers observe. The uapi
+ * fields (len, protocol, mark, cb, ...) live in the shadow itself; `data`/`len` are the truth
+ * and the shadow's len and slots mirror them. */
+struct ebpfjit_skb {
+    uint32_t kind;
+    uint32_t data;                      /* offset of skb->data in buf */
+    uint32_t len;                       /* skb->len (linear: headlen) */
+    uint32_t is_l2;                     /* tc: data at the MAC header; socket filter: at L3 */
+    uint64_t shadow[EBPFJIT_SKB_SHADOW_SIZE / 8];
+    uint8_t buf[EBPFJIT_PAGE_SIZE];
+};
+
+/* Largest packet a test run accepts linearly (larger XDP packets would need frags). */
+#define EBPFJIT_XDP_MAX_DATA (EBPFJIT_PAGE_SIZE - EBPFJIT_XDP_HEADROOM - EBPFJIT_SHINFO_SIZE)
+#define EBPFJIT_SKB_MAX_DATA (EBPFJIT_PAGE_SIZE - EBPFJIT_SKB_HEADROOM - EBPFJIT_SHINFO_SIZE)
+
+/* bpf_prog_test_run_xdp's setup: `pkt` is data_in (metadata first when ctx_in->data > 0).
+ * ctx_in may be NULL. Returns 0, -EINVAL (as the kernel) or -E2BIG (would need frags). */
+int ebpfjit_xdp_init(struct ebpfjit_xdp *x, const uint8_t *pkt, uint32_t len,
+                     const struct ebpfjit_xdp_md *ctx_in);
+/* Runs `repeat` times on the same buffer (changes accumulate, as in the kernel), r1 = the
+ * shadow. Returns the status of the last run; *retval = its r0 as u32; *ns = mean ns per run. */
+int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                        uint64_t budget, struct ebpfjit_xdp *x, uint64_t repeat,
+                        uint32_t *retval, double *ns);
+
+/* bpf_prog_test_run_skb's setup. is_l2: tc (data at the Ethernet header) or socket filter
+ * (Ethernet header pulled). ctx_in: a 192-byte struct __sk_buff or NULL. Returns 0 or -EINVAL. */
+int ebpfjit_skb_init(struct ebpfjit_skb *s, const uint8_t *pkt, uint32_t len, int is_l2,
+                     const uint8_t *ctx_in);
+int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                        uint64_t budget, struct ebpfjit_skb *s, uint64_t repeat,
+                        uint32_t *retval, double *ns);
+
+/* Runs with r1 = ctx (registered as a run region) and the mem region [mem, mem+len):
+ * raw programs and tracing programs whose context is a user buffer or an args array.
+ * extra/extra_len/extra_writable: up to EBPFJIT_MAX_RUN_REGIONS - 1 more regions. */
+int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                        uint64_t budget, uint64_t ctx, uint64_t ctx_len, int ctx_writable,
+                        uint64_t mem, uint64_t mem_len, int mem_writable,
+                        const struct ebpfjit_region *extra, uint32_t nextra, uint64_t repeat,
+                        double *ns);
+
+/* Context helpers (both engines; reached through env->helpers). */
+uint64_t ebpfjit_helper_xdp_adjust_head(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_xdp_adjust_meta(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_xdp_adjust_tail(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_skb_load_bytes(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_skb_store_bytes(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_l3_csum_replace(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_l4_csum_replace(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_csum_diff(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+/* --- helpers_misc.c --- */
+
+/* Installs every builtin helper (misc, contexts, and the maps engineer's map helpers). */
+void ebpfjit_install_builtin_helpers(struct ebpfjit_env *env);
+
+/* bpf_trace_printk output, per env: enable before running, drain into buf (lines separated by
+ * '\n'; returns bytes copied, or the size needed if buf is too small, nothing consumed), and
+ * disable (frees) before the env dies. */
+int ebpfjit_trace_enable(struct ebpfjit_env *env);
+int64_t ebpfjit_trace_read(struct ebpfjit_env *env, char *buf, uint64_t len);
+void ebpfjit_trace_disable(struct ebpfjit_env *env);
+
+/* bpf_snprintf/bpf_trace_printk formatting (kernel bpf_bprintf_prepare subset) for tests:
+ * returns the formatted length (vsnprintf semantics) or a negative errno. */
+int64_t ebpfjit_format(struct ebpfjit_state *st, char *out, uint64_t out_len, const char *fmt,
+                       uint64_t fmt_len, const uint64_t *args, uint32_t nargs);
+
+uint64_t ebpfjit_helper_ktime_get_ns(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_ktime_get_boot_ns(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_ktime_get_coarse_ns(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_get_prandom_u32(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_get_smp_processor_id(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_trace_printk(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_snprintf(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_strncmp(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_get_current_pid_tgid(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_get_current_comm(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_probe_read(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_probe_read_str(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_loop(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+/* Callback values (`lddw rX, func`, src=4): EBPFJIT_CALLBACK_TAG | absolute pc of the
+ * callback's first instruction in the running program. A constant, so jitted code stays
+ * process-independent; see ebpfjit_invoke_callback (maps.h) for how it is called. */
+#ifndef EBPFJIT_CALLBACK_TAG   /* the engine patch moves these into ebpfjit_rt.h */
+#define EBPFJIT_CALLBACK_TAG 0xcb0fca11b0000000ULL
+#define EBPFJIT_CALLBACK_PC_MASK 0x0fffffffULL
+#endif
+
+#endif
