@@ -1,0 +1,61 @@
+"""Compile-time benchmarks (pytest-benchmark; no assertions): JIT compile time vs program size
+(10, 100, 1000, 4000 instructions) at O0/O1/O2, and the cache-hit load time."""
+from __future__ import annotations
+
+import pytest
+
+from ebpfjit import jit
+from ebpfjit.cache import CompileCache
+from ebpfjit.insn import Instruction, encode
+
+pytest.importorskip("pytest_benchmark")
+
+
+def make_program(n: int) -> bytes:
+    """~n instructions: ALU work, stack and mem traffic and a forward branch every 8 slots."""
+    insns = [Instruction(0xBF, 9, 1), Instruction(0xB7, 0, imm=0)]   # r9 = r1 (mem); r0 = 0
+    i = 0
+    while len(insns) < n - 1:
+        k = i % 8
+        if k == 0:
+            insns.append(Instruction(0x07, 0, imm=i))                  # r0 += i
+        elif k == 1:
+            insns.append(Instruction(0x7B, 10, 0, -8 * (1 + i % 32)))  # *(u64 *)(r10 - x) = r0
+        elif k == 2:
+            insns.append(Instruction(0x79, 3, 10, -8 * (1 + i % 32)))  # r3 = *(u64 *)(r10 - x)
+        elif k == 3:
+            insns.append(Instruction(0x2F, 0, 3))                      # r0 *= r3
+        elif k == 4:
+            insns.append(Instruction(0x71, 4, 9, i % 16))              # r4 = *(u8 *)(r9 + y)
+        elif k == 5:
+            insns.append(Instruction(0xAF, 0, 4))                      # r0 ^= r4
+        elif k == 6 and len(insns) < n - 3:
+            insns.append(Instruction(0x15, 4, 0, 1, 7))                # if r4 == 7 goto +1
+        else:
+            insns.append(Instruction(0x77, 0, imm=3))                  # r0 >>= 3
+        i += 1
+    insns.append(Instruction(0x95))
+    return encode(insns)
+
+
+SIZES = (10, 100, 1000, 4000)
+
+
+@pytest.mark.parametrize("opt_level", (0, 1, 2), ids=lambda o: f"O{o}")
+@pytest.mark.parametrize("size", SIZES)
+def test_compile_time(benchmark, size, opt_level):
+    code = make_program(size)
+    benchmark.group = f"compile-{size}"
+    rounds = 1 if size >= 1000 else 5
+    benchmark.pedantic(jit.compile_program, args=(code,),
+                       kwargs={"opt_level": opt_level, "cache": False},
+                       rounds=rounds, iterations=1, warmup_rounds=1 if size < 1000 else 0)
+
+
+@pytest.mark.parametrize("size", (10, 1000))
+def test_cache_hit_load(benchmark, tmp_path, size):
+    code = make_program(size)
+    cache = CompileCache(tmp_path)
+    jit.compile_program(code, cache=cache)
+    benchmark.group = "cache-hit"
+    benchmark(jit.compile_program, code, cache=cache)

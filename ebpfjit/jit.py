@@ -1,0 +1,333 @@
+"""The LLVM JIT: target machines, the pass pipeline, object code, loading and symbol binding.
+
+`compile_program(code)` lowers bytecode to LLVM IR (ebpfjit.lower), verifies and optimises it
+with the new pass manager, emits a relocatable object for the host and links it into one
+process-wide LLJIT, binding the runtime's C functions (ebpfjit_fault, ebpfjit_access_ok, ...)
+by name at load time. The machine code embeds no process address, so the object bytes are what
+the on-disk cache (ebpfjit.cache) stores and what a later process loads.
+
+Must not import: ebpfjit.cli, ebpfjit.program (they import this module).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from .errors import JitError
+from .insn import decode
+from .lower import (
+    ENTRY_NAME,
+    LOWERING_VERSION,
+    RUNTIME_DECLS,
+    LoweringContext,
+    LoweringOptions,
+    StateLayout,
+    lower_program,
+)
+
+log = logging.getLogger("ebpfjit.jit")
+
+TARGET_TRIPLES = {
+    "x86_64": "x86_64-unknown-linux-gnu",
+    "aarch64": "aarch64-unknown-linux-gnu",
+    "arm64": "aarch64-unknown-linux-gnu",
+}
+
+_lock = threading.RLock()
+_native_ready = False
+_all_ready = False
+_machines: dict[tuple, llvm.TargetMachine] = {}
+_lljit = None
+_lib_ids = itertools.count()
+
+
+def _init_native() -> None:
+    global _native_ready
+    if not _native_ready:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        _native_ready = True
+
+
+def _init_all() -> None:
+    global _all_ready
+    _init_native()
+    if not _all_ready:
+        llvm.initialize_all_targets()
+        llvm.initialize_all_asmprinters()
+        _all_ready = True
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What code is generated for: triple, CPU name and features (host: the running CPU)."""
+    triple: str
+    cpu: str = ""
+    features: str = ""
+
+    @classmethod
+    def resolve(cls, target: str | None) -> TargetSpec:
+        if target is None or target == "host":
+            _init_native()
+            return host_target()
+        _init_all()
+        triple = TARGET_TRIPLES.get(target, target)
+        if triple == llvm.get_process_triple():
+            return host_target()
+        return cls(triple)
+
+    def key(self) -> str:
+        return f"{self.triple}|{self.cpu}|{self.features}"
+
+
+_host: TargetSpec | None = None
+
+
+def host_target() -> TargetSpec:
+    global _host
+    if _host is None:
+        _init_native()
+        _host = TargetSpec(llvm.get_process_triple(), llvm.get_host_cpu_name(),
+                           llvm.get_host_cpu_features().flatten())
+    return _host
+
+
+def target_machine(spec: TargetSpec, opt_level: int) -> llvm.TargetMachine:
+    """One TargetMachine per (target, opt level) per process (never handed to MCJIT)."""
+    key = (spec, opt_level)
+    with _lock:
+        tm = _machines.get(key)
+        if tm is None:
+            target = llvm.Target.from_triple(spec.triple)
+            tm = target.create_target_machine(cpu=spec.cpu, features=spec.features,
+                                              opt=opt_level, reloc="pic", codemodel="small")
+            _machines[key] = tm
+        return tm
+
+
+# --- runtime glue -------------------------------------------------------------------------------
+
+_layout: StateLayout | None = None
+_symbols: dict[str, int] | None = None
+
+
+def state_layout() -> StateLayout:
+    """The runtime's struct layout (cffi offsetof), as the lowering consumes it."""
+    global _layout
+    if _layout is None:
+        from . import runtime
+        _layout = StateLayout.from_runtime(runtime.state_layout())
+    return _layout
+
+
+def runtime_symbols() -> dict[str, int]:
+    """Addresses of the runtime functions generated code calls, bound at load time."""
+    global _symbols
+    if _symbols is None:
+        from . import runtime
+        symbols = dict(runtime.helper_symbols())
+        missing = [name for name in RUNTIME_DECLS if name not in symbols]
+        if missing:
+            raise JitError(f"runtime.helper_symbols() lacks {', '.join(missing)}")
+        _symbols = symbols
+    return _symbols
+
+
+# --- pipeline -----------------------------------------------------------------------------------
+
+def _check_opt(opt_level: int) -> int:
+    if opt_level not in (0, 1, 2, 3):
+        raise JitError(f"opt_level must be 0..3, not {opt_level!r}")
+    return opt_level
+
+
+def build_ir(code: bytes, *, bounds_checks: bool = True, spec: TargetSpec | None = None,
+             comments: bool = True) -> ir.Module:
+    """Decode and lower `code` into an llvmlite IR module (not yet verified)."""
+    insns = decode(code)
+    ctx = LoweringContext(state_layout(), LoweringOptions(bounds_checks=bounds_checks,
+                                                          comments=comments))
+    module = lower_program(insns, ctx)
+    if spec is not None:
+        module.triple = spec.triple
+    return module
+
+
+def _parse(module: ir.Module, tm: llvm.TargetMachine) -> llvm.ModuleRef:
+    text = str(module)
+    try:
+        mod = llvm.parse_assembly(text)
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+    except RuntimeError as exc:
+        raise JitError(f"generated IR does not verify: {exc}\n{text}") from exc
+    return mod
+
+
+def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, opt_level: int) -> None:
+    """Run the new pass manager's default pipeline at `opt_level` (0..3)."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+    pto.loop_vectorization = opt_level >= 2
+    pto.slp_vectorization = opt_level >= 2
+    pto.loop_unrolling = opt_level >= 2
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+def compile_module(code: bytes, spec: TargetSpec, opt_level: int, bounds_checks: bool):
+    """(optimised ModuleRef, TargetMachine) for `code` on `spec`."""
+    tm = target_machine(spec, opt_level)
+    mod = _parse(build_ir(code, bounds_checks=bounds_checks, spec=spec, comments=False), tm)
+    optimize(mod, tm, opt_level)
+    return mod, tm
+
+
+def _object_code(code: bytes, spec: TargetSpec, opt_level: int, bounds_checks: bool) -> bytes:
+    with _lock:   # LLVM contexts and target machines are not thread-safe
+        mod, tm = compile_module(code, spec, opt_level, bounds_checks)
+        return tm.emit_object(mod)
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+def _jit_engine():
+    global _lljit
+    if _lljit is None:
+        _init_native()
+        _lljit = llvm.create_lljit_compiler()
+    return _lljit
+
+
+def load_object(obj: bytes):
+    """Link relocatable object code into the process-wide LLJIT; (entry address, tracker)."""
+    with _lock:
+        builder = llvm.JITLibraryBuilder().add_object_img(obj)
+        for name, address in runtime_symbols().items():
+            if name in RUNTIME_DECLS:
+                builder.import_symbol(name, address)
+        builder.export_symbol(ENTRY_NAME)
+        try:
+            tracker = builder.link(_jit_engine(), f"ebpf{next(_lib_ids)}")
+        except RuntimeError as exc:
+            raise JitError(f"loading object code failed: {exc}") from exc
+    address = tracker[ENTRY_NAME]
+    if not address:
+        raise JitError(f"object code has no {ENTRY_NAME} symbol")
+    return address, tracker
+
+
+@dataclass
+class JitCode:
+    """A compiled, loaded program. `address` is the `ebpfjit_jit_fn` entry point; keep this
+    object alive while the address is in use (it owns the JIT library)."""
+    address: int
+    object_code: bytes
+    opt_level: int
+    bounds_checks: bool
+    cache_hit: bool = False
+    compile_seconds: float = 0.0
+    load_seconds: float = 0.0
+    _tracker: object = field(default=None, repr=False)
+
+
+def cache_key_parts(code: bytes, opt_level: int, bounds_checks: bool,
+                    spec: TargetSpec | None = None) -> dict:
+    """Everything the object code depends on (see ebpfjit.cache)."""
+    from . import __version__
+    spec = spec or host_target()
+    return {
+        "bytecode": bytes(code).hex(),
+        "ebpfjit": __version__,
+        "llvm": ".".join(map(str, llvm.llvm_version_info)),
+        "llvmlite": __import__("llvmlite").__version__,
+        "target": spec.key(),
+        "opt": opt_level,
+        "bounds_checks": bool(bounds_checks),
+        "lowering": LOWERING_VERSION,
+        "layout": state_layout().key(),
+        "runtime": sorted(RUNTIME_DECLS),
+    }
+
+
+def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = True,
+                    cache=None) -> JitCode:
+    """JIT-compile eBPF bytecode for this host and load it.
+
+    Args:
+        code: bytecode (8-byte slots); decoded and validated first.
+        opt_level: LLVM optimisation level 0..3.
+        bounds_checks: emit memory-safety checks (turn off only for verified programs).
+        cache: None = the default on-disk cache (unless EBPFJIT_CACHE=0), False = no cache,
+            or an `ebpfjit.cache.CompileCache`.
+    Returns:
+        JitCode with `.address` of `int32_t fn(struct ebpfjit_state *, u64 r1, u64 r2)`.
+    Raises:
+        DecodeError for malformed bytecode, JitError if LLVM fails.
+    """
+    from .cache import resolve_cache
+    _check_opt(opt_level)
+    code = bytes(code)
+    store = resolve_cache(cache)
+    t0 = time.perf_counter()
+    key = None
+    obj = None
+    if store is not None:
+        key = store.key(cache_key_parts(code, opt_level, bounds_checks))
+        obj = store.get(key)
+    hit = obj is not None
+    if obj is None:
+        obj = _object_code(code, host_target(), opt_level, bounds_checks)
+        if store is not None:
+            store.put(key, obj)
+    t1 = time.perf_counter()
+    address, tracker = load_object(obj)
+    t2 = time.perf_counter()
+    log.debug("compiled %d slots at O%d (%s) in %.2f ms, loaded in %.3f ms", len(code) // 8,
+              opt_level, "cache hit" if hit else "compiled", (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+    return JitCode(address, obj, opt_level, bounds_checks, hit, t1 - t0, t2 - t1, tracker)
+
+
+# --- inspection ---------------------------------------------------------------------------------
+
+def llvm_ir(code: bytes, optimized: bool = False, *, opt_level: int = 2, bounds_checks: bool = True,
+            target: str | None = None) -> str:
+    """LLVM IR text of `code`: as lowered (blocks `pc<N>`, a `; pc N: <insn>` comment per
+    instruction) or after the optimisation pipeline."""
+    _check_opt(opt_level)
+    spec = TargetSpec.resolve(target)
+    module = build_ir(code, bounds_checks=bounds_checks, spec=spec)
+    if not optimized:
+        return str(module)
+    tm = target_machine(spec, opt_level)
+    with _lock:
+        mod = _parse(module, tm)
+        optimize(mod, tm, opt_level)
+        return str(mod)
+
+
+def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
+               bounds_checks: bool = True) -> str:
+    """Assembly text for the host (target=None) or a named target ("x86_64", "aarch64")."""
+    _check_opt(opt_level)
+    spec = TargetSpec.resolve(target)
+    with _lock:
+        mod, tm = compile_module(bytes(code), spec, opt_level, bounds_checks)
+        return tm.emit_assembly(mod)
+
+
+def emit_object(code: bytes, target: str | None = None, opt_level: int = 2, *,
+                bounds_checks: bool = True) -> bytes:
+    """Relocatable ELF object for the host or a named target (cross-compilation works)."""
+    _check_opt(opt_level)
+    return _object_code(bytes(code), TargetSpec.resolve(target), opt_level, bounds_checks)
+
+
+__all__ = ["JitCode", "TargetSpec", "compile_program", "emit_object", "llvm_ir", "native_asm",
+           "cache_key_parts", "host_target", "load_object"]

@@ -1,0 +1,899 @@
+"""eBPF instructions -> LLVM IR, one LLVM function per eBPF function (entry + local-call targets).
+
+Pass 1 (`analyze_program`) finds the functions, their leaders (function start, jump targets, the
+pc after a jump/exit) and, with a small forward dataflow, the registers that hold `r10 + const`
+at each pc: an access through such a register whose whole range lies inside the frame is emitted
+as a GEP from the frame's alloca with no bounds check. Pass 2 (`FunctionLowerer`) creates a
+`pc{N}` block per leader and lowers each instruction through tables keyed by `isa` facts
+(`Kind`, `AluOp`, `JmpOp`), inside an error context naming the pc.
+
+Semantics are those of the C interpreter (csrc/interp.c), bit for bit: 32-bit results are
+zero-extended, 64-bit immediates sign-extended, division never traps (RFC 9669: x/0 = 0,
+x%0 = x, INT_MIN/-1 = INT_MIN, INT_MIN%-1 = 0), shift counts are masked, and nothing carries
+LLVM `nsw`/`nuw`/`exact` flags. All bounds-check emission is in `FunctionLowerer.access_pointer`.
+
+Must not import: ebpfjit.jit, ebpfjit.runtime (the layout arrives through LoweringContext).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+
+from ..errors import JitError
+from ..insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction, iter_pcs
+from ..isa import AluOp, AtomicOp, Class, JmpOp, Kind, Source
+from . import cgutils
+from .cgutils import byte_gep, const
+from .context import (
+    ENTRY_NAME,
+    ERR_BAD_INSN,
+    ERR_BUDGET,
+    ERR_CALL_DEPTH,
+    ERR_FALL_OFF,
+    ERR_OOB_LOAD,
+    ERR_OOB_STORE,
+    ERR_UNKNOWN_HELPER,
+    I1,
+    I8,
+    I32,
+    I64,
+    INT_BITS,
+    INT_TYPES,
+    MAX_FRAMES,
+    MAX_HELPERS,
+    PTR,
+    STACK_BYTES,
+    LoweringContext,
+)
+
+NUM_REGS = 11
+# Internal st->status a callee leaves when a packet load ended the run (entry turns it into OK).
+EARLY_EXIT = 0x7FFFFFFF
+FP = 10
+HELPER_FNTY = ir.FunctionType(I64, [I64] * 5)
+
+try:   # the disassembler is optional: IR comments fall back to opcode names
+    from ..disasm import format_insn as _format_insn
+except Exception:  # pragma: no cover - depends on a concurrently written module
+    _format_insn = None
+
+
+def describe(insn: Instruction, pc: int) -> str:
+    """Text of one instruction for IR comments and error messages."""
+    if _format_insn is not None:
+        try:
+            return _format_insn(insn, pc)
+        except Exception:
+            pass
+    return (f"{insn.info.name} dst=r{insn.dst} src=r{insn.src} off={insn.off} "
+            f"imm={insn.imm:#x}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pass 1: functions, leaders and the frame-pointer dataflow
+# ---------------------------------------------------------------------------------------------
+
+# Register facts: an int c means "r10 + c" (a frame pointer); NOT_FP an ordinary value;
+# MAYBE_FP a value that may derive from the frame pointer on some path.
+NOT_FP = "int"
+MAYBE_FP = "maybe"
+
+
+def _join(a, b):
+    if a == b:
+        return a
+    return MAYBE_FP
+
+
+def _is_fp(value) -> bool:
+    return value is MAYBE_FP or isinstance(value, int) and not isinstance(value, bool)
+
+
+def _access_base(insn: Instruction) -> int | None:
+    kind = insn.kind
+    if kind in (Kind.LDX, Kind.LDXSX):
+        return insn.src
+    if kind in (Kind.ST, Kind.STX, Kind.ATOMIC):
+        return insn.dst
+    return None
+
+
+def proven_frame_offset(insn: Instruction, state) -> int | None:
+    """Byte offset from the frame's end of a memory access proven inside the frame, else None."""
+    base = _access_base(insn)
+    if base is None or state is None:
+        return None
+    value = state[base]
+    if not _is_fp(value) or value is MAYBE_FP:
+        return None
+    lo = value + insn.off
+    if lo >= -STACK_BYTES and lo + insn.info.size <= 0:
+        return lo
+    return None
+
+
+def _reads(insn: Instruction) -> tuple[int, ...]:
+    """Registers whose *values* the instruction consumes (memory bases handled separately)."""
+    kind = insn.kind
+    info = insn.info
+    if kind is Kind.ALU:
+        if info.op is AluOp.MOV:
+            return (insn.src,) if info.source is Source.X else ()
+        return (insn.dst, insn.src) if info.source is Source.X else (insn.dst,)
+    if kind in (Kind.NEG, Kind.ENDIAN):
+        return (insn.dst,)
+    if kind is Kind.JCOND:
+        return (insn.dst, insn.src) if info.source is Source.X else (insn.dst,)
+    if kind is Kind.CALL:
+        return (1, 2, 3, 4, 5)
+    if kind is Kind.CALLX:
+        return (insn.dst, 1, 2, 3, 4, 5)
+    if kind is Kind.EXIT:
+        return (0,)
+    if kind is Kind.LDABS:
+        return (6,)
+    if kind is Kind.LDIND:
+        return (6, insn.src)
+    if kind is Kind.STX:
+        return (insn.src,)
+    if kind is Kind.ATOMIC:
+        return (insn.src, 0) if insn.imm == AtomicOp.CMPXCHG else (insn.src,)
+    return ()
+
+
+def fp_transfer(insn: Instruction, state: tuple) -> tuple[tuple, bool]:
+    """(state after `insn`, whether a frame-derived value is used as a plain integer)."""
+    kind = insn.kind
+    info = insn.info
+    regs = list(state)
+    escapes = False
+    base = _access_base(insn)
+    if base is not None and _is_fp(state[base]) and proven_frame_offset(insn, state) is None:
+        escapes = True
+    copy = (kind is Kind.ALU and info.op is AluOp.MOV and info.cls is Class.ALU64
+            and info.source is Source.X and insn.off == 0)
+    offset_fp = (kind is Kind.ALU and info.cls is Class.ALU64 and info.source is Source.K
+                 and info.op in (AluOp.ADD, AluOp.SUB) and _is_fp(state[insn.dst]))
+    if copy:
+        regs[insn.dst] = state[insn.src]
+    elif offset_fp:
+        cur = state[insn.dst]
+        if cur is MAYBE_FP:
+            regs[insn.dst] = MAYBE_FP
+        else:
+            regs[insn.dst] = cur + insn.imm if info.op is AluOp.ADD else cur - insn.imm
+    else:
+        for reg in _reads(insn):
+            if _is_fp(state[reg]):
+                escapes = True
+        if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW):
+            regs[insn.dst] = NOT_FP
+        elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
+            regs[0] = NOT_FP
+        elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
+            if insn.imm == AtomicOp.CMPXCHG:
+                regs[0] = NOT_FP
+            else:
+                regs[insn.src] = NOT_FP
+    regs[FP] = 0
+    return tuple(regs), escapes
+
+
+@dataclass
+class FunctionInfo:
+    start: int
+    end: int                      # one past the last slot of the function
+    name: str
+    pcs: list[int] = field(default_factory=list)
+    leaders: set[int] = field(default_factory=set)
+    has_calls: bool = False
+    states: dict[int, tuple] = field(default_factory=dict)   # fp facts at entry of each pc
+    needs_fp_value: bool = False  # the frame address is used as an integer somewhere
+
+    @property
+    def is_entry(self) -> bool:
+        return self.start == 0
+
+
+@dataclass
+class ProgramInfo:
+    insns: dict[int, Instruction]
+    functions: list[FunctionInfo]
+    by_start: dict[int, FunctionInfo]
+    early_exit: bool = False     # a callee has a packet load (may end the run early)
+
+
+def _successors(pc: int, insn: Instruction, fn: FunctionInfo) -> list[int]:
+    kind = insn.kind
+    if kind is Kind.EXIT:
+        return []
+    nxt = pc + insn.slots
+    if kind is Kind.JA:
+        return [insn.branch_target(pc)]
+    out = [nxt] if nxt < fn.end else []
+    if kind is Kind.JCOND:
+        out.append(insn.branch_target(pc))
+    return out
+
+
+def analyze_program(insns: list[Instruction]) -> ProgramInfo:
+    """Pass 1: functions, leaders, frame-pointer facts. Raises JitError on structural problems."""
+    by_pc = dict(iter_pcs(insns))
+    nslots = sum(i.slots for i in insns)
+    starts = {0}
+    for pc, insn in by_pc.items():
+        if insn.kind is Kind.CALL and insn.src == CALL_LOCAL:
+            target = insn.branch_target(pc)
+            if target not in by_pc:
+                raise JitError(f"pc {pc} ({describe(insn, pc)}): call target {target} is not an "
+                               f"instruction")
+            starts.add(target)
+    ordered = sorted(starts)
+    functions = []
+    for i, start in enumerate(ordered):
+        end = ordered[i + 1] if i + 1 < len(ordered) else nslots
+        name = ENTRY_NAME if start == 0 else f"ebpf_sub_pc{start}"
+        functions.append(FunctionInfo(start, end, name))
+    by_start = {fn.start: fn for fn in functions}
+    for fn in functions:
+        fn.pcs = [pc for pc in by_pc if fn.start <= pc < fn.end]
+        fn.leaders.add(fn.start)
+        for pc in fn.pcs:
+            insn = by_pc[pc]
+            kind = insn.kind
+            if kind in (Kind.CALL, Kind.CALLX):
+                fn.has_calls = True
+            if kind in (Kind.JA, Kind.JCOND):
+                target = insn.branch_target(pc)
+                if not fn.start <= target < fn.end or target not in by_pc:
+                    raise JitError(f"pc {pc} ({describe(insn, pc)}): jump target {target} is "
+                                   f"outside its function [{fn.start}, {fn.end})")
+                fn.leaders.add(target)
+            if kind in (Kind.JA, Kind.JCOND, Kind.EXIT) and pc + insn.slots < fn.end:
+                fn.leaders.add(pc + insn.slots)
+        _fp_dataflow(fn, by_pc)
+    early_exit = any(by_pc[pc].kind in (Kind.LDABS, Kind.LDIND)
+                     for fn in functions if not fn.is_entry for pc in fn.pcs)
+    return ProgramInfo(by_pc, functions, by_start, early_exit)
+
+
+def _fp_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> None:
+    entry = tuple([NOT_FP] * FP + [0])
+    states = {fn.start: entry}
+    work = [fn.start]
+    escapes = fn.has_calls
+    while work:
+        pc = work.pop()
+        insn = by_pc[pc]
+        out, _ = fp_transfer(insn, states[pc])
+        for succ in _successors(pc, insn, fn):
+            old = states.get(succ)
+            new = out if old is None else tuple(_join(a, b) for a, b in zip(old, out))
+            if new != old:
+                states[succ] = new
+                work.append(succ)
+    if not escapes:
+        for pc, state in states.items():
+            if fp_transfer(by_pc[pc], state)[1]:
+                escapes = True
+                break
+    fn.states = states
+    fn.needs_fp_value = escapes
+
+
+# ---------------------------------------------------------------------------------------------
+# Pass 2: lowering
+# ---------------------------------------------------------------------------------------------
+
+def _icmp_unsigned(op):
+    return lambda b, x, y: b.icmp_unsigned(op, x, y)
+
+
+def _icmp_signed(op):
+    return lambda b, x, y: b.icmp_signed(op, x, y)
+
+
+JCOND_OPS = {
+    JmpOp.JEQ: _icmp_unsigned("=="), JmpOp.JNE: _icmp_unsigned("!="),
+    JmpOp.JGT: _icmp_unsigned(">"), JmpOp.JGE: _icmp_unsigned(">="),
+    JmpOp.JLT: _icmp_unsigned("<"), JmpOp.JLE: _icmp_unsigned("<="),
+    JmpOp.JSGT: _icmp_signed(">"), JmpOp.JSGE: _icmp_signed(">="),
+    JmpOp.JSLT: _icmp_signed("<"), JmpOp.JSLE: _icmp_signed("<="),
+    JmpOp.JSET: lambda b, x, y: b.icmp_unsigned("!=", b.and_(x, y), ir.Constant(x.type, 0)),
+}
+
+ATOMIC_RMW = {AtomicOp.ADD: "add", AtomicOp.OR: "or", AtomicOp.AND: "and", AtomicOp.XOR: "xor"}
+
+
+class FunctionLowerer:
+    """Lowers one eBPF function into one LLVM function."""
+
+    def __init__(self, ctx: LoweringContext, prog: ProgramInfo, fn: FunctionInfo,
+                 llfns: dict[int, ir.Function]):
+        self.ctx = ctx
+        self.prog = prog
+        self.fn = fn
+        self.llfn = llfns[fn.start]
+        self.llfns = llfns
+        self.checks = ctx.options.bounds_checks
+        self.st = self.llfn.args[0]
+        self.ok_slot = None
+
+    # --- state access -------------------------------------------------------------------------
+    def field_ptr(self, name: str, extra: int = 0):
+        return byte_gep(self.builder, self.st, self.ctx.field_offset(name) + extra, name=name)
+
+    def load_field(self, name: str, typ=I64, extra: int = 0):
+        align = 8 if isinstance(typ, ir.PointerType) else typ.width // 8
+        return self.builder.load(self.field_ptr(name, extra), typ=typ, align=align)
+
+    def store_field(self, name: str, value, extra: int = 0):
+        self.builder.store(value, self.field_ptr(name, extra), align=value.type.width // 8)
+
+    def read_reg(self, reg: int):
+        if reg == FP and not self.fn.needs_fp_value:
+            # Only copies of r10 reach here (any real use sets needs_fp_value).
+            return ir.Constant(I64, 0)
+        return self.builder.load(self.regs[reg], typ=I64, align=8, name=f"r{reg}")
+
+    def write_reg(self, reg: int, value):
+        if value.type.width != 64:
+            value = self.builder.zext(value, I64)
+        self.builder.store(value, self.regs[reg], align=8)
+
+    # --- setup --------------------------------------------------------------------------------
+    def lower(self):
+        fn = self.fn
+        llfn = self.llfn
+        entry = llfn.append_basic_block("entry")
+        self.builder = b = ir.IRBuilder(entry)
+        self.blocks = {pc: llfn.append_basic_block(f"pc{pc}") for pc in sorted(fn.leaders)}
+        self.regs = [b.alloca(I64, name=f"r{i}.slot") for i in range(NUM_REGS)]
+        for slot in self.regs:
+            slot.align = 8
+        stack = b.alloca(ir.ArrayType(I8, STACK_BYTES), name="stack")
+        stack.align = 8
+        self.stack = cgutils.as_ptr(b, stack)
+        memset = cgutils.declare_intrinsic(self.ctx.module, "llvm.memset.p0.i64", ir.VoidType(),
+                                           [PTR, I8, I64, I1])
+        self.budget = b.alloca(I64, name="budget.slot")
+        self.budget.align = 8
+        self.mem = [b.alloca(I64, name=n) for n in ("mem_base.slot", "mem_len.slot",
+                                                    "mem_writable.slot")]
+        self.load_budget()
+        self.load_mem_region()
+        # Frames start zeroed (as in the interpreter): results never depend on stale stack.
+        b.call(memset, [self.stack, const(I8, 0), const(I64, STACK_BYTES), const(I1, 0)])
+        if fn.is_entry:
+            self.store_field("depth", const(I32, 1))
+            depth = const(I32, 1)
+        else:
+            depth = self.load_field("depth", I32)
+        self.depth_index = b.zext(b.sub(depth, const(I32, 1)), I64, name="frame.index")
+        frame_slot = b.gep(self.st, [b.add(const(I64, self.ctx.field_offset("frame_lo") // 8),
+                                           self.depth_index)], source_etype=I64)
+        if fn.has_calls:
+            # A callee or helper may receive a pointer into this frame: register it.
+            b.store(b.ptrtoint(self.stack, I64), frame_slot, align=8)
+        else:
+            b.store(const(I64, 0), frame_slot, align=8)
+        self.frame_lo = None
+        if fn.needs_fp_value:
+            self.frame_lo = b.ptrtoint(self.stack, I64, name="frame.lo")
+        args = llfn.args
+        for i in range(NUM_REGS - 1):
+            if fn.is_entry:
+                value = args[i] if i in (1, 2) else const(I64, 0)
+            else:
+                value = args[i] if 1 <= i <= 5 else const(I64, 0)
+            b.store(value, self.regs[i], align=8)
+        if fn.needs_fp_value:
+            b.store(b.add(self.frame_lo, const(I64, STACK_BYTES)), self.regs[FP], align=8)
+        b.branch(self.blocks[fn.start])
+
+        last_pc = None
+        for pc in fn.pcs:
+            insn = self.prog.insns[pc]
+            if pc in self.blocks:
+                if not b.block.is_terminated:
+                    b.branch(self.blocks[pc])
+                b.position_at_end(self.blocks[pc])
+            elif b.block.is_terminated:
+                # Unreachable straight-line code after a terminator that is no leader.
+                b.position_at_end(llfn.append_basic_block(f"pc{pc}.dead"))
+            self.lower_insn(pc, insn)
+            last_pc = pc
+        if not b.block.is_terminated:
+            self.fault(ERR_FALL_OFF, last_pc)
+        return llfn
+
+    def lower_insn(self, pc: int, insn: Instruction):
+        if self.ctx.options.comments:
+            self.builder.comment(f"pc {pc}: {describe(insn, pc)}")
+        self.state = self.fn.states.get(pc)
+        try:
+            LOWER_KIND[insn.kind](self, pc, insn)
+        except JitError:
+            raise
+        except Exception as exc:
+            raise JitError(f"pc {pc} ({describe(insn, pc)}): lowering failed: {exc}") from exc
+
+    def load_budget(self):
+        self.builder.store(self.load_field("budget"), self.budget, align=8)
+
+    def store_budget(self):
+        self.store_field("budget", self.builder.load(self.budget, typ=I64, align=8))
+
+    def load_mem_region(self):
+        for slot, name in zip(self.mem, ("mem_base", "mem_len", "mem_writable")):
+            self.builder.store(self.load_field(name), slot, align=8)
+
+    # --- exits and faults ---------------------------------------------------------------------
+    def return_status(self, status):
+        """Leave the function reporting `status` (entry: returned; callee: left in st->status)."""
+        if self.fn.is_entry:
+            self.builder.ret(status)
+        else:
+            self.builder.ret(const(I64, 0))
+
+    def fault(self, status: int, pc: int, addr=None, size=None, info=None):
+        """Record a fault at `pc` and leave the function (terminates the current block)."""
+        b = self.builder
+        self.store_budget()
+        addr = const(I64, 0) if addr is None else addr
+        size = const(I64, 0) if size is None else size
+        if isinstance(size, int):
+            size = const(I64, size)
+        rc = b.call(self.ctx.runtime_fn("ebpfjit_fault"),
+                    [self.st, const(I32, status), const(I32, pc), addr, size])
+        if info is not None:
+            self.store_field("fault_info", info)
+        self.return_status(rc)
+
+    def fault_if(self, cond, status: int, pc: int, addr=None, size=None, info=None,
+                 name="fault"):
+        """if (cond) fault(...); continue in a fresh block."""
+        b = self.builder
+        bad = b.append_basic_block(f"pc{pc}.{name}")
+        ok = b.append_basic_block(f"pc{pc}.cont")
+        cgutils.cbranch_unlikely(b, cond, bad, ok, self.ctx.unlikely_weights())
+        b.position_at_end(bad)
+        self.fault(status, pc, addr, size, info)
+        b.position_at_end(ok)
+
+    def consume_budget(self, pc: int):
+        """Spend one unit of budget (taken back-edge, call): `if (--budget == 0) fault`."""
+        b = self.builder
+        left = b.sub(b.load(self.budget, typ=I64, align=8), const(I64, 1), name="budget")
+        b.store(left, self.budget, align=8)
+        self.fault_if(b.icmp_unsigned("==", left, const(I64, 0)), ERR_BUDGET, pc, name="budget")
+
+    def check_status_after_call(self, pc: int, helper: bool):
+        """Every frame unwinds at once when a callee/helper left a status (fault, tail call).
+
+        After a helper, ebpfjit_helper_status fills in the call's pc (helpers record -1); after
+        a local call the callee already did. Budget and the mem region are then reloaded.
+        """
+        b = self.builder
+        status = self.load_field("status", I32)
+        bad = b.append_basic_block(f"pc{pc}.unwind")
+        ok = b.append_basic_block(f"pc{pc}.ret")
+        cgutils.cbranch_unlikely(b, b.icmp_unsigned("!=", status, const(I32, 0)), bad, ok,
+                                 self.ctx.unlikely_weights())
+        b.position_at_end(bad)
+        if helper:
+            status = b.call(self.ctx.runtime_fn("ebpfjit_helper_status"),
+                            [self.st, const(I32, pc)])
+            self.return_status(status)
+        elif self.fn.is_entry and self.prog.early_exit:
+            # A packet load in a callee ended the run with r0 = 0 (not a fault).
+            early = b.icmp_unsigned("==", status, const(I32, EARLY_EXIT))
+            with b.if_then(early):
+                self.store_field("status", const(I32, 0))
+                b.ret(const(I32, 0))
+            b.ret(status)
+        else:
+            self.return_status(status)
+        b.position_at_end(ok)
+        self.load_budget()
+        self.load_mem_region()
+
+    # --- memory -------------------------------------------------------------------------------
+    def access_pointer(self, pc: int, insn: Instruction, base_reg: int, write: bool):
+        """Pointer for the access of `insn` (size from isa), with its bounds check.
+
+        Returns (pointer, alignment). The one place that emits checks: frame accesses proven by
+        the dataflow are GEPs from the alloca; others test the mem region and (if this
+        function's frame address escapes) the current frame inline, then ebpfjit_access_ok.
+        """
+        b = self.builder
+        size = insn.info.size
+        proven = proven_frame_offset(insn, self.state)
+        if proven is not None:
+            pos = STACK_BYTES + proven
+            align = 8
+            while pos % align:
+                align //= 2
+            return byte_gep(b, self.stack, pos, name=f"pc{pc}.fp"), min(align, size)
+        addr = b.add(self.read_reg(base_reg), const(I64, insn.off), name=f"pc{pc}.addr")
+        if not self.checks:
+            return b.inttoptr(addr, PTR, name=f"pc{pc}.ptr"), 1
+        kind = ERR_OOB_STORE if write else ERR_OOB_LOAD
+        mem_base = b.load(self.mem[0], typ=I64, align=8)
+        mem_len = b.load(self.mem[1], typ=I64, align=8)
+        off = b.sub(addr, mem_base, name=f"pc{pc}.memoff")
+        in_mem = b.and_(b.icmp_unsigned("<", off, mem_len),
+                        b.icmp_unsigned("<=", const(I64, size), b.sub(mem_len, off)))
+        if write:
+            writable = b.load(self.mem[2], typ=I64, align=8)
+            in_mem = b.and_(in_mem, b.icmp_unsigned("!=", writable, const(I64, 0)))
+        mem_ptr = byte_gep(b, b.inttoptr(mem_base, PTR), off)
+        join = b.append_basic_block(f"pc{pc}.access")
+        nxt = b.append_basic_block(f"pc{pc}.notmem")
+        incoming = [(mem_ptr, b.block)]
+        cgutils.cbranch_likely(b, in_mem, join, nxt, self.ctx.likely_weights())
+        b.position_at_end(nxt)
+        if self.frame_lo is not None:
+            foff = b.sub(addr, self.frame_lo, name=f"pc{pc}.frameoff")
+            in_frame = b.icmp_unsigned("<=", foff, const(I64, STACK_BYTES - size))
+            frame_ptr = byte_gep(b, self.stack, foff)
+            incoming.append((frame_ptr, b.block))
+            slow = b.append_basic_block(f"pc{pc}.slow")
+            b.cbranch(in_frame, join, slow)
+            b.position_at_end(slow)
+        ok = b.call(self.ctx.runtime_fn("ebpfjit_access_ok"),
+                    [self.st, addr, const(I64, size), const(I32, int(write))])
+        incoming.append((b.inttoptr(addr, PTR), b.block))
+        bad = b.append_basic_block(f"pc{pc}.oob")
+        cgutils.cbranch_likely(b, b.icmp_unsigned("!=", ok, const(I32, 0)), join, bad,
+                               self.ctx.likely_weights())
+        b.position_at_end(bad)
+        self.fault(kind, pc, addr, size)
+        b.position_at_end(join)
+        phi = b.phi(PTR, name=f"pc{pc}.ptr")
+        for value, block in incoming:
+            phi.add_incoming(value, block)
+        return phi, 1
+
+    # --- instruction kinds ----------------------------------------------------------------------
+    def operands(self, insn: Instruction):
+        """(dst value, src value) at the instruction's width; imm sign-extended for 64-bit."""
+        b = self.builder
+        info = insn.info
+        typ = I32 if info.width == 32 else I64
+        dst = self.read_reg(insn.dst)
+        if info.source is Source.X:
+            src = self.read_reg(insn.src)
+            if typ is I32:
+                src = b.trunc(src, I32)
+        else:
+            src = const(typ, insn.imm)
+        if typ is I32:
+            dst = b.trunc(dst, I32)
+        return dst, src
+
+    def lower_alu(self, pc: int, insn: Instruction):
+        info = insn.info
+        b = self.builder
+        typ = I32 if info.width == 32 else I64
+        if info.op is AluOp.MOV:
+            if info.source is Source.X:
+                value = self.read_reg(insn.src)
+                if insn.off:   # movsx: sign-extend the low `off` bits
+                    value = b.sext(b.trunc(value, INT_BITS[insn.off]), typ)
+                elif typ is I32:
+                    value = b.trunc(value, I32)
+            else:
+                value = const(typ, insn.imm)
+            self.write_reg(insn.dst, value)
+            return
+        dst, src = self.operands(insn)
+        self.write_reg(insn.dst, ALU_OPS[info.op](self, insn, dst, src, typ))
+
+    def lower_neg(self, pc: int, insn: Instruction):
+        typ = I32 if insn.info.width == 32 else I64
+        dst, _ = self.operands(insn)
+        self.write_reg(insn.dst, self.builder.sub(const(typ, 0), dst))
+
+    def lower_endian(self, pc: int, insn: Instruction):
+        b = self.builder
+        bits = insn.imm
+        typ = INT_BITS[bits]
+        value = self.read_reg(insn.dst)
+        if bits != 64:
+            value = b.trunc(value, typ)
+        swap = not (insn.info.cls is Class.ALU and insn.info.source is Source.K)   # le: no-op
+        if swap and bits > 8:
+            fn = cgutils.declare_intrinsic(self.ctx.module, f"llvm.bswap.i{bits}", typ, [typ])
+            value = b.call(fn, [value])
+        self.write_reg(insn.dst, value)
+
+    def branch_to(self, pc: int, target: int):
+        """Unconditional edge to `target`; a backward edge consumes budget first."""
+        if target <= pc:
+            self.consume_budget(pc)
+        self.builder.branch(self.blocks[target])
+
+    def lower_ja(self, pc: int, insn: Instruction):
+        self.branch_to(pc, insn.branch_target(pc))
+
+    def lower_jcond(self, pc: int, insn: Instruction):
+        b = self.builder
+        dst, src = self.operands(insn)
+        cond = JCOND_OPS[insn.info.op](b, dst, src)
+        target = insn.branch_target(pc)
+        fall = self.blocks.get(pc + 1)
+        if fall is None:   # a conditional jump ends the function: its fallthrough falls off
+            fall = b.append_basic_block(f"pc{pc}.falloff")
+            with b.goto_block(fall):
+                self.fault(ERR_FALL_OFF, pc)
+        if target <= pc:
+            taken = b.append_basic_block(f"pc{pc}.backedge")
+            b.cbranch(cond, taken, fall)
+            b.position_at_end(taken)
+            self.branch_to(pc, target)
+        else:
+            b.cbranch(cond, self.blocks[target], fall)
+
+    def lower_exit(self, pc: int, insn: Instruction):
+        b = self.builder
+        r0 = self.read_reg(0)
+        self.store_budget()
+        if self.fn.is_entry:
+            self.store_field("r0", r0)
+            b.ret(const(I32, 0))
+        else:
+            b.ret(r0)
+
+    def call_args(self):
+        return [self.read_reg(i) for i in range(1, 6)]
+
+    def lower_call(self, pc: int, insn: Instruction):
+        b = self.builder
+        if insn.src == CALL_LOCAL:
+            self.consume_budget(pc)
+            self.store_budget()
+            depth = self.load_field("depth", I32)
+            self.fault_if(b.icmp_unsigned(">=", depth, const(I32, MAX_FRAMES)), ERR_CALL_DEPTH,
+                          pc, name="depth")
+            self.store_field("depth", b.add(depth, const(I32, 1)))
+            callee = self.llfns[insn.branch_target(pc)]
+            r0 = b.call(callee, [self.st] + self.call_args(), name=f"pc{pc}.call")
+            self.store_field("depth", depth)
+            self.write_reg(0, r0)
+            self.check_status_after_call(pc, helper=False)
+            return
+        if insn.src == CALL_KFUNC:
+            self.fault(ERR_BAD_INSN, pc)
+            return
+        assert insn.src == CALL_HELPER
+        helper_id = insn.imm
+        self.consume_budget(pc)
+        if not 0 <= helper_id < MAX_HELPERS:
+            self.fault(ERR_UNKNOWN_HELPER, pc, info=const(I64, helper_id))
+            return
+        self.call_helper_slot(pc, helper_id)
+
+    def lower_callx(self, pc: int, insn: Instruction):
+        # callx: the helper id is the value of the register in dst; the runtime looks it up
+        # (an unknown id records UNKNOWN_HELPER with fault_info = id, pc filled in below).
+        b = self.builder
+        helper_id = self.read_reg(insn.dst)
+        self.consume_budget(pc)
+        self.store_budget()
+        r0 = b.call(self.ctx.runtime_fn("ebpfjit_call_helper"),
+                    [self.st, helper_id] + self.call_args(), name=f"pc{pc}.callx")
+        self.write_reg(0, r0)
+        self.check_status_after_call(pc, helper=True)
+
+    def call_helper_slot(self, pc: int, helper_id: int):
+        """Call env->helpers[id] (NULL: UNKNOWN_HELPER) and check st->status afterwards."""
+        b = self.builder
+        info = const(I64, helper_id)
+        env = self.load_field("env", PTR)
+        self.fault_if(b.icmp_unsigned("==", b.ptrtoint(env, I64), const(I64, 0)),
+                      ERR_UNKNOWN_HELPER, pc, info=info, name="noenv")
+        slot = byte_gep(b, env, self.ctx.layout.env_helpers + 8 * helper_id)
+        fnptr = b.load(slot, typ=PTR, align=8, name=f"helper{helper_id}")
+        self.fault_if(b.icmp_unsigned("==", b.ptrtoint(fnptr, I64), const(I64, 0)),
+                      ERR_UNKNOWN_HELPER, pc, info=info, name="nohelper")
+        self.store_budget()
+        fnptr = cgutils.pointer_cast(b, fnptr, HELPER_FNTY.as_pointer())
+        r0 = b.call(fnptr, self.call_args(), name=f"pc{pc}.helper")
+        self.write_reg(0, r0)
+        self.check_status_after_call(pc, helper=True)
+
+    def lower_lddw(self, pc: int, insn: Instruction):
+        b = self.builder
+        if insn.src == 0:
+            self.write_reg(insn.dst, const(I64, insn.imm))
+            return
+        if insn.src not in (1, 2):
+            self.fault(ERR_BAD_INSN, pc, info=const(I64, insn.imm & 0xFFFFFFFF))
+            b.position_at_end(b.append_basic_block(f"pc{pc}.after"))
+            return
+        # lddw src=1: env->maps[idx]; src=2: ((map_base *)env->maps[idx])->values + imm_hi.
+        # A missing env/map/values faults BAD_INSN with fault_info = idx (as the interpreter).
+        layout = self.ctx.layout
+        index = insn.imm & 0xFFFFFFFF
+        info = const(I64, index)
+
+        def null(ptr):
+            return b.icmp_unsigned("==", b.ptrtoint(ptr, I64), const(I64, 0))
+
+        env = self.load_field("env", PTR)
+        self.fault_if(null(env), ERR_BAD_INSN, pc, info=info, name="noenv")
+        nmaps = b.load(byte_gep(b, env, layout.env_nmaps), typ=I32, align=4)
+        maps = b.load(byte_gep(b, env, layout.env_maps), typ=PTR, align=8)
+        self.fault_if(b.or_(b.icmp_unsigned("<=", nmaps, const(I32, index)), null(maps)),
+                      ERR_BAD_INSN, pc, info=info, name="nomaps")
+        mp = b.load(byte_gep(b, maps, 8 * index), typ=PTR, align=8, name=f"map{index}")
+        self.fault_if(null(mp), ERR_BAD_INSN, pc, info=info, name="nomap")
+        if insn.src == 1:
+            self.write_reg(insn.dst, b.ptrtoint(mp, I64))
+            return
+        values = b.load(byte_gep(b, mp, layout.map_values), typ=I64, align=8)
+        self.fault_if(b.icmp_unsigned("==", values, const(I64, 0)), ERR_BAD_INSN, pc, info=info,
+                      name="novalues")
+        self.write_reg(insn.dst, b.add(values, const(I64, (insn.imm >> 32) & 0xFFFFFFFF)))
+
+    def lower_ldabs(self, pc: int, insn: Instruction):
+        """Legacy packet load: r0 = ntoh(packet[offset]); out of range ends the run, r0 = 0."""
+        b = self.builder
+        offset = const(I64, insn.imm)
+        if insn.kind is Kind.LDIND:
+            offset = b.add(self.read_reg(insn.src), offset)
+        if self.ok_slot is None:
+            self.ok_slot = cgutils.as_ptr(b, cgutils.alloca_once(b, I32, name="ldpkt.ok", align=4))
+        value = b.call(self.ctx.runtime_fn("ebpfjit_ld_packet"),
+                       [self.st, offset, const(I32, insn.info.size), const(I32, pc),
+                        self.ok_slot], name=f"pc{pc}.pkt")
+        ok = b.load(self.ok_slot, typ=I32, align=4)
+        bad = b.append_basic_block(f"pc{pc}.pktend")
+        cont = b.append_basic_block(f"pc{pc}.cont")
+        cgutils.cbranch_unlikely(b, b.icmp_unsigned("==", ok, const(I32, 0)), bad, cont,
+                                 self.ctx.unlikely_weights())
+        b.position_at_end(bad)
+        self.store_budget()
+        self.store_field("r0", const(I64, 0))
+        if self.fn.is_entry:
+            b.ret(const(I32, 0))
+        else:
+            self.store_field("status", const(I32, EARLY_EXIT))
+            b.ret(const(I64, 0))
+        b.position_at_end(cont)
+        self.write_reg(0, value)
+
+    def lower_ldx(self, pc: int, insn: Instruction):
+        b = self.builder
+        ptr, align = self.access_pointer(pc, insn, insn.src, write=False)
+        typ = INT_TYPES[insn.info.size]
+        value = b.load(ptr, typ=typ, align=align, name=f"pc{pc}.load")
+        if insn.kind is Kind.LDXSX:
+            value = b.sext(value, I64)
+        self.write_reg(insn.dst, value)
+
+    def lower_st(self, pc: int, insn: Instruction):
+        b = self.builder
+        typ = INT_TYPES[insn.info.size]
+        if insn.kind is Kind.ST:
+            value = const(typ, insn.imm)
+        else:
+            value = self.read_reg(insn.src)
+            if typ is not I64:
+                value = b.trunc(value, typ)
+        ptr, align = self.access_pointer(pc, insn, insn.dst, write=True)
+        b.store(value, ptr, align=align)
+
+    def lower_atomic(self, pc: int, insn: Instruction):
+        b = self.builder
+        size = insn.info.size
+        typ = INT_TYPES[size]
+        value = self.read_reg(insn.src)
+        if typ is not I64:
+            value = b.trunc(value, typ)
+        ptr, _ = self.access_pointer(pc, insn, insn.dst, write=True)
+        imm = insn.imm
+        if imm == AtomicOp.CMPXCHG:
+            expected = self.read_reg(0)
+            if typ is not I64:
+                expected = b.trunc(expected, typ)
+            pair = b.cmpxchg(ptr, expected, value, "seq_cst", "seq_cst")
+            self.write_reg(0, b.extract_value(pair, 0))
+            return
+        op = "xchg" if imm == AtomicOp.XCHG else ATOMIC_RMW[AtomicOp(imm & ~AtomicOp.FETCH)]
+        old = b.atomic_rmw(op, ptr, value, "seq_cst")
+        if imm & AtomicOp.FETCH:
+            self.write_reg(insn.src, old)
+
+
+def _div(self, insn, a, b_, typ):
+    b = self.builder
+    zero = const(typ, 0)
+    one = const(typ, 1)
+    is_zero = b.icmp_unsigned("==", b_, zero)
+    if insn.off == 1:   # sdiv: x/0 = 0, INT_MIN/-1 = INT_MIN (= -x, wrapping)
+        minus_one = b.icmp_unsigned("==", b_, const(typ, -1))
+        safe = b.select(b.or_(is_zero, minus_one), one, b_)
+        q = b.sdiv(a, safe)
+        return b.select(is_zero, zero, b.select(minus_one, b.sub(zero, a), q))
+    q = b.udiv(a, b.select(is_zero, one, b_))
+    return b.select(is_zero, zero, q)
+
+
+def _mod(self, insn, a, b_, typ):
+    b = self.builder
+    zero = const(typ, 0)
+    one = const(typ, 1)
+    is_zero = b.icmp_unsigned("==", b_, zero)
+    if insn.off == 1:   # smod: x%0 = x, INT_MIN%-1 = 0
+        minus_one = b.icmp_unsigned("==", b_, const(typ, -1))
+        safe = b.select(b.or_(is_zero, minus_one), one, b_)
+        r = b.srem(a, safe)
+        return b.select(is_zero, a, b.select(minus_one, zero, r))
+    r = b.urem(a, b.select(is_zero, one, b_))
+    return b.select(is_zero, a, r)
+
+
+def _shift(method):
+    def emit(self, insn, a, b_, typ):
+        return getattr(self.builder, method)(a, self.builder.and_(b_, const(typ, typ.width - 1)))
+    return emit
+
+
+def _binop(method):
+    return lambda self, insn, a, b_, typ: getattr(self.builder, method)(a, b_)
+
+
+ALU_OPS = {
+    AluOp.ADD: _binop("add"), AluOp.SUB: _binop("sub"), AluOp.MUL: _binop("mul"),
+    AluOp.OR: _binop("or_"), AluOp.AND: _binop("and_"), AluOp.XOR: _binop("xor"),
+    AluOp.DIV: _div, AluOp.MOD: _mod,
+    AluOp.LSH: _shift("shl"), AluOp.RSH: _shift("lshr"), AluOp.ARSH: _shift("ashr"),
+}
+
+LOWER_KIND = {
+    Kind.ALU: FunctionLowerer.lower_alu,
+    Kind.NEG: FunctionLowerer.lower_neg,
+    Kind.ENDIAN: FunctionLowerer.lower_endian,
+    Kind.JA: FunctionLowerer.lower_ja,
+    Kind.JCOND: FunctionLowerer.lower_jcond,
+    Kind.CALL: FunctionLowerer.lower_call,
+    Kind.CALLX: FunctionLowerer.lower_callx,
+    Kind.EXIT: FunctionLowerer.lower_exit,
+    Kind.LDDW: FunctionLowerer.lower_lddw,
+    Kind.LDABS: FunctionLowerer.lower_ldabs,
+    Kind.LDIND: FunctionLowerer.lower_ldabs,
+    Kind.LDX: FunctionLowerer.lower_ldx,
+    Kind.LDXSX: FunctionLowerer.lower_ldx,
+    Kind.ST: FunctionLowerer.lower_st,
+    Kind.STX: FunctionLowerer.lower_st,
+    Kind.ATOMIC: FunctionLowerer.lower_atomic,
+}
+
+
+def lower_program(insns: list[Instruction], ctx: LoweringContext) -> ir.Module:
+    """Lower a decoded program into `ctx.module`; the entry function is `ENTRY_NAME`."""
+    prog = analyze_program(insns)
+    module = ctx.module
+    llfns = {}
+    for fn in prog.functions:
+        if fn.is_entry:
+            fnty = ir.FunctionType(I32, [PTR, I64, I64])
+        else:
+            fnty = ir.FunctionType(I64, [PTR] + [I64] * 5)
+        llfn = ir.Function(module, fnty, fn.name)
+        llfn.attributes.add("nounwind")
+        if not fn.is_entry:
+            llfn.linkage = "internal"
+        llfn.args[0].name = "st"
+        for i, arg in enumerate(llfn.args[1:], start=1):
+            arg.name = f"arg.r{i}"
+        llfns[fn.start] = llfn
+    for fn in prog.functions:
+        FunctionLowerer(ctx, prog, fn, llfns).lower()
+    return module
+
+
+__all__ = ["lower_program", "analyze_program", "proven_frame_offset", "describe", "I1"]
