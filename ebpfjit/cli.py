@@ -82,21 +82,102 @@ def _mem_from_args(args, default: bytes | None) -> bytearray:
     return bytearray(default or b"")
 
 
+VERDICTS = {
+    "XDP": {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"},
+    "SCHED_CLS": {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
+                  3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 5: "TC_ACT_QUEUED", 6: "TC_ACT_REPEAT",
+                  7: "TC_ACT_REDIRECT"},
+}
+
+
+def verdict_name(prog, retval: int) -> str:
+    names = VERDICTS.get(prog.type.name, {})
+    signed = retval - (1 << 32) if retval & 0x80000000 else retval
+    return names.get(signed, f"{retval:#x}")
+
+
 def cmd_run(args) -> int:
     name, prog, mem = _one_program(args)
-    data = _mem_from_args(args, mem)
-    if hasattr(prog, "test_run") and prog.type != 0:
+    is_object_prog = hasattr(prog, "test_run")
+    if args.pcap:
+        if not is_object_prog:
+            raise EbpfError("--pcap needs a program from an ELF object (XDP, tc or socket filter)")
+        from . import pcap
+        packets = [p.data for p in pcap.read_file(args.pcap)]
+        counts: dict[str, int] = {}
+        out_packets = []
+        for index, packet in enumerate(packets):
+            retval, data_out, _ = prog.test_run(packet, engine=args.engine)
+            verdict = verdict_name(prog, retval)
+            counts[verdict] = counts.get(verdict, 0) + 1
+            out_packets.append(data_out)
+            if args.verbose:
+                print(f"packet {index}: {verdict} ({len(packet)} -> {len(data_out)} bytes)")
+        summary = ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items()))
+        print(f"{name}: {len(packets)} packets on {args.engine}: {summary}")
+        if args.output:
+            pcap.write_file(args.output, out_packets)
+    elif is_object_prog and prog.type != 0:
+        data = _mem_from_args(args, mem)
         retval, data_out, _ = prog.test_run(bytes(data), engine=args.engine)
-        print(f"retval {retval:#x}")
+        print(f"retval {retval:#x} ({verdict_name(prog, retval)})")
         if args.output:
             with open(args.output, "wb") as f:
                 f.write(data_out)
+    else:
+        data = _mem_from_args(args, mem)
+        r0 = prog.run(data, engine=args.engine)
+        print(f"{r0:#x}")
+        if args.output:
+            with open(args.output, "wb") as f:
+                f.write(bytes(data))
+    if args.dump_maps and is_object_prog:
+        for map_name in prog.object.maps:
+            print(f"map {map_name}:")
+            print(format_map_dump(prog.object.maps[map_name], json_output=False))
+    return 0
+
+
+def format_map_dump(m, json_output: bool) -> str:
+    """A map's contents as `bpftool map dump` prints them (`-j`: its JSON)."""
+    import json
+    entries = m.dump()
+    if json_output:
+        return json.dumps(entries)
+    if m.btf is not None and any("formatted" in e for e in entries):
+        return json.dumps([e["formatted"] for e in entries], indent=4)
+    lines = []
+    for entry in entries:
+        key = " ".join(b[2:] for b in entry["key"])
+        if "values" in entry:
+            lines.append(f"key:\n{key}")
+            for per_cpu in entry["values"]:
+                value = " ".join(b[2:] for b in per_cpu["value"])
+                lines.append(f"value (CPU {per_cpu['cpu']:02d}): {value}")
+        else:
+            value = " ".join(b[2:] for b in entry["value"])
+            lines.append(f"key: {key}  value: {value}")
+    noun = "element" if len(entries) == 1 else "elements"
+    lines.append(f"Found {len(entries)} {noun}")
+    return "\n".join(lines)
+
+
+def cmd_map(args) -> int:
+    from .loader import load
+    obj = load(args.file)
+    if args.map_command == "list":
+        for index, (map_name, m) in enumerate(obj.maps.items()):
+            spec = m.spec
+            print(f"{index}: {spec.type.name.lower()}  name {map_name}  flags {spec.flags:#x}")
+            print(f"\tkey {spec.key_size}B  value {spec.value_size}B  max_entries {spec.max_entries}")
         return 0
-    r0 = prog.run(data, engine=args.engine)
-    print(f"{r0:#x}")
-    if args.output:
-        with open(args.output, "wb") as f:
-            f.write(bytes(data))
+    names = [args.map] if args.map else list(obj.maps)
+    for map_name in names:
+        if map_name not in obj.maps:
+            raise EbpfError(f"{args.file}: no map named {map_name!r}; maps: {', '.join(obj.maps)}")
+        if len(names) > 1 and not args.json:
+            print(f"map {map_name}:")
+        print(format_map_dump(obj.maps[map_name], json_output=args.json))
     return 0
 
 
@@ -164,8 +245,23 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--mem", help="input memory as hex")
     g.add_argument("--mem-file", "--data-file", dest="mem_file", help="input memory from a file")
-    p.add_argument("-o", "--output", help="write the memory/packet after the run to this file")
+    g.add_argument("--pcap", help="run every packet of a pcap file (ELF programs)")
+    p.add_argument("-o", "--output", help="write the memory/packet(s) after the run to this file "
+                                          "(a pcap with --pcap)")
+    p.add_argument("--dump-maps", action="store_true", help="print the object's maps afterwards")
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per packet")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("map", help="inspect the maps of an object, bpftool style")
+    map_sub = p.add_subparsers(dest="map_command", required=True)
+    q = map_sub.add_parser("dump", help="dump a map's entries (as after loading)")
+    q.add_argument("file")
+    q.add_argument("--map", help="map name (default: every map)")
+    q.add_argument("-j", "--json", action="store_true", help="bpftool's JSON format")
+    q.set_defaults(func=cmd_map)
+    q = map_sub.add_parser("list", help="list the maps of an object")
+    q.add_argument("file")
+    q.set_defaults(func=cmd_map)
 
     p = sub.add_parser("dump", help="print the LLVM IR and/or native assembly of a program")
     add_prog_args(p)
@@ -188,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="interp", help="interp, jit or jit-O0..3")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_conformance)
+
+    from .compare import add_compare_parser
+    add_compare_parser(sub)
     return parser
 
 

@@ -489,6 +489,12 @@ class Map:
             return data
         return self.btf.format_value(type_id, data)
 
+    def _format_key(self, data: bytes) -> Any:
+        if self.spec.key_type_id or self.type not in (MapType.ARRAY, MapType.PERCPU_ARRAY):
+            return self._format(self.spec.key_type_id, data)
+        # Array indexes (the key of .data/.bss, which has no BTF type) are u32s, as in bpftool.
+        return int.from_bytes(data, "little")
+
     def lookup_typed(self, key: Any) -> Any:
         """lookup() decoded through BTF (spec.value_type_id); raw bytes without BTF."""
         value = self.lookup(key)
@@ -518,7 +524,7 @@ class Map:
             else:
                 entry["value"] = _hexlist(value)
             if typed:
-                fkey = self._format(self.spec.key_type_id, key)
+                fkey = self._format_key(key)
                 if isinstance(value, list):
                     formatted = {"key": fkey, "values": [
                         {"cpu": i, "value": self._format(self.spec.value_type_id, v)}
