@@ -1,5 +1,6 @@
 #!/bin/sh
-# Rebuild the clang-compiled eBPF test corpus: tests/progs/*.c and tests/progs/bad/*.c -> *.o.
+# Rebuild the clang-compiled eBPF objects: tests/progs/*.c, tests/progs/bad/*.c and the bundled
+# example ebpfjit/examples/*.c -> *.o.
 #
 # The .o files are committed so tests never need clang; rerun this after editing a .c file and
 # commit the objects with it.
@@ -29,7 +30,7 @@ build() {
 		-c "$src" -o "$obj"
 }
 
-for src in "$PROGS"/*.c "$PROGS"/bad/*.c; do
+for src in "$PROGS"/*.c "$PROGS"/bad/*.c "$ROOT"/ebpfjit/examples/*.c; do
 	[ -e "$src" ] || continue
 	build "$src"
 done

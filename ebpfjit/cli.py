@@ -132,10 +132,31 @@ def cmd_run(args) -> int:
             with open(args.output, "wb") as f:
                 f.write(bytes(data))
     if args.dump_maps and is_object_prog:
-        for map_name in prog.object.maps:
+        for map_name, m in prog.object.maps.items():
             print(f"map {map_name}:")
-            print(format_map_dump(prog.object.maps[map_name], json_output=False))
+            print(format_map_summary(m))
     return 0
+
+
+def format_map_summary(m) -> str:
+    """One line per entry, decoded through BTF where possible; all-zero array slots elided
+    (a run summary, unlike `map dump`, which prints what bpftool prints)."""
+    import json
+
+    from .spec import MapType
+    lines, hidden = [], 0
+    array_like = m.spec.type in (MapType.ARRAY, MapType.PERCPU_ARRAY)
+    for entry in m.dump():
+        shown = entry.get("formatted", entry)
+        values = entry.get("values") or [{"value": entry.get("value", [])}]
+        if array_like and all(b == "0x00" for v in values for b in v["value"]):
+            hidden += 1
+            continue
+        value = shown.get("value", shown.get("values"))
+        lines.append(f"  {json.dumps(shown['key'])}: {json.dumps(value)}")
+    if hidden:
+        lines.append(f"  ({hidden} all-zero entries not shown)")
+    return "\n".join(lines) if lines else "  (empty)"
 
 
 def format_map_dump(m, json_output: bool) -> str:

@@ -54,6 +54,7 @@ class Program:
         self._env = env
         self._loaded = None
         self._jit = {}
+        self._installed_jit = None
 
     # --- construction -------------------------------------------------------------------------
 
@@ -122,9 +123,10 @@ class Program:
         `mem` is copied unless it is a writable buffer (bytearray, writable memoryview), which the
         program then modifies in place. Raises ExecutionError on a fault.
         """
-        loaded = self.loaded
+        loaded = self._loaded if self._loaded is not None else self.loaded
         if engine == "jit":
-            self._ensure_jit(loaded)
+            if self._installed_jit != (self.opt_level, True):
+                self._ensure_jit(loaded)
         elif engine != "interp":
             raise EbpfError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
         return loaded.run(mem, engine=engine, budget=budget)
@@ -134,6 +136,8 @@ class Program:
         if getattr(loaded, "_jit_address", None) != code.address:
             loaded.set_jit_function(code.address, code)
             loaded._jit_address = code.address
+        # Remembered so that the per-run fast path skips compile()'s cache lookup.
+        self._installed_jit = (self.opt_level, True)
 
     # --- inspection ---------------------------------------------------------------------------
 
