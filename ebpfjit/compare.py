@@ -203,7 +203,7 @@ def _varying_entries(path: str, program: str, packets: Sequence[bytes],
         obj = load(path)
         for pkt in packets:
             try:
-                obj.programs[program].test_run(pkt, engine="interp")
+                _run_ours(obj.programs[program], "interp", pkt)
             except EbpfError:
                 pass
         dumps.append({name: _dump(obj.maps[name]) for name in maps_compared if name in obj.maps})
@@ -217,6 +217,107 @@ def _varying_entries(path: str, program: str, packets: Sequence[bytes],
     return varying
 
 
+# How each program type's input reaches the kernel's BPF_PROG_TEST_RUN and our test run.
+# Packet types: the input is the packet (data_in), the output the packet after the run.
+# RAW_TRACEPOINT: the input is the u64 args array (ctx_in); no output. SYSCALL: the input is
+# the context (ctx_in), which the program may write; the output is the context after the run.
+# Anything else: our engines get the input as their context; the kernel is tried with it as
+# data_in (kprobe/tracepoint/perf_event have no test run: ENOTSUPP, reported as a note).
+def _packet_types():
+    from .spec import ProgType
+    return frozenset({ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT,
+                      ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB})
+
+
+RAW_TP_ARGS = 12      # MAX_BPF_FUNC_ARGS: a raw_tp test run takes at most 12 u64 args
+
+
+def _raw_tp_args(data: bytes) -> bytes:
+    """The raw tracepoint context both sides get: the input as u64 args, zero-padded to all
+    12 (a raw_tp program may read any of args[0..11]; the kernel copies only ctx_size_in
+    bytes, so a shorter ctx would let the kernel read past it)."""
+    return bytes(data[:8 * RAW_TP_ARGS]).ljust(8 * RAW_TP_ARGS, b"\0")
+
+
+def _run_ours(prog, engine: str, data: bytes, repeat: int = 1) -> tuple[int, bytes, float]:
+    """(retval, output, ns per run) of one of our engines, with the type's input convention."""
+    from .spec import ProgType
+    ptype = prog.type
+    if ptype in _packet_types():
+        r = prog.test_run(data, repeat=repeat, engine=engine)
+        return r[0], bytes(r[1]), r[2]
+    if ptype == ProgType.SYSCALL:
+        ctx = bytearray(data)           # writable, as the kernel's copy of ctx_in
+        r = prog.test_run(b"", repeat=repeat, engine=engine, ctx_in=ctx)
+        return r[0], bytes(ctx), r[2]
+    if ptype == ProgType.RAW_TRACEPOINT:
+        r = prog.test_run(b"", repeat=repeat, engine=engine, ctx_in=_raw_tp_args(data))
+        return r[0], b"", r[2]
+    r = prog.test_run(data, repeat=repeat, engine=engine)
+    return r[0], bytes(r[1]), r[2]
+
+
+def _run_kernel(kprog, data: bytes, repeat: int = 1) -> tuple[int, bytes, float]:
+    """(retval, output, ns per run) of the kernel, with the type's input convention."""
+    from .spec import ProgType
+    ptype = kprog.type
+    with _pinned_to_one_cpu():
+        if ptype == ProgType.SYSCALL:
+            tr = kprog.test_run(b"", ctx_in=data or None)
+            return tr.retval, bytes(tr.ctx_out or b""), tr.duration_ns
+        if ptype == ProgType.RAW_TRACEPOINT:
+            tr = kprog.test_run(b"", ctx_in=_raw_tp_args(data))
+            return tr.retval, b"", tr.duration_ns
+        tr = kprog.test_run(data, repeat=repeat)
+        return tr.retval, bytes(tr.data_out), tr.duration_ns
+
+
+def _kernel_programs(spec, program: str) -> list[str]:
+    """The compared program and every program a prog_array of the object names (tail-call
+    targets), so that the kernel's prog_arrays are filled as ours are."""
+    from .spec import MapType
+    names = [program]
+    for m in spec.maps.values():
+        if m.type != MapType.PROG_ARRAY:
+            continue
+        for ref in m.values.values():
+            if isinstance(ref, str) and ref in spec.programs and ref not in names:
+                names.append(ref)
+    return names
+
+
+def _kernel_load_limitation(pspec, exc: KernelError) -> str | None:
+    """Why the kernel cannot load this program for a reason that is not a verdict on the code
+    (None: a genuine rejection, to be reported as an error)."""
+    import errno as _errno
+
+    from .kernel import _errname
+    from .spec import ProgType
+    ptype = pspec.type
+    err = exc.errno
+    what = f"bpf(BPF_PROG_LOAD) of {ptype.name} failed with {_errname(err or 0)}"
+    if ptype == ProgType.UNSPEC and err == _errno.EINVAL:
+        return (f"{what}: section {pspec.section!r} names no program type "
+                f"(BPF_PROG_TYPE_UNSPEC), which the kernel never loads")
+    if ptype in (ProgType.TRACING, ProgType.LSM, ProgType.EXT) and \
+            err in (_errno.EPERM, _errno.EINVAL, _errno.EOPNOTSUPP, 524, _errno.ESRCH):
+        log = "no verifier log" if not (exc.log or "").strip() else "log: " + str(exc).split(": ")[-1]
+        return (f"{what} ({log}): {ptype.name} programs ({pspec.section!r}) are loaded against "
+                f"a kernel attach target (vmlinux BTF attach_btf_id, BPF trampoline), which "
+                f"ebpfjit does not provide, and BPF_PROG_TEST_RUN never runs them on a given "
+                f"context")
+    return None
+
+
+def _kernel_run_limitation(pspec) -> str | None:
+    """Program types the kernel loads but whose test run does not run them on our input."""
+    from .spec import ProgType
+    if pspec.type in (ProgType.TRACING, ProgType.LSM, ProgType.EXT):
+        return (f"BPF_PROG_TEST_RUN of {pspec.type.name} programs does not run an unattached "
+                f"program on a given context")
+    return None
+
+
 def compare_object(path: str | os.PathLike, program: str | None = None,
                    packets: Sequence[bytes] | None = None, repeat: int = 1000, *,
                    engines: Sequence[str] = ENGINES, asm: bool = False,
@@ -226,20 +327,28 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     Args:
         path: the object file.
         program: program name (default: the object's only program).
-        packets: input packets (default: one small Ethernet/IPv4/UDP packet).
+        packets: inputs (default: one small Ethernet/IPv4/UDP packet). For packet types
+            (XDP, tc, socket filter, cgroup_skb) the packet; for RAW_TRACEPOINT the u64 args
+            (zero-padded to 12); for SYSCALL the context (the output is the context after the
+            run); for other types our engines' context (the kernel cannot test-run those).
         repeat: runs per timing measurement (0: skip timing).
         engines: subset of "interp", "jit", "kernel". A kernel that cannot be used (no
-            permission, no test run for the type) is dropped with a note.
+            permission, no test run for the type, a type it cannot load without an attach
+            target, or no type at all) is dropped with a note saying why; interp and JIT are
+            still compared. The kernel also loads every tail-call target named in the
+            object's prog_arrays, so its prog_arrays are filled as ours are.
         asm: also build the side-by-side disassembly (`Report.asm`).
         opt_level: our JIT's optimisation level.
     Returns:
         A Report; `.agree` is False on any disagreement.
     Raises:
         ElfError, VerifierError, EbpfError: the object cannot be loaded by us;
-        KernelError: the kernel verifier refused it (message and log included).
+        KernelError: the kernel verifier refused it (message and log included) and the
+            type is one the kernel can load.
     """
     from . import elf
     from .loader import load
+    from .spec import ProgType
     path = os.fspath(path)
     packets = [bytes(p) for p in (packets if packets is not None else [DEFAULT_PACKET])]
     spec = elf.load_spec(path)
@@ -265,12 +374,30 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     kobj = None
     if "kernel" in engines:
         from . import kernel as kmod
+        reason = None
         try:
             kmod.check(pspec.type)
-            kobj = kmod.KernelObject(spec, programs=[program])
+            kobj = kmod.KernelObject(spec, programs=_kernel_programs(spec, program))
+            reason = _kernel_run_limitation(pspec)
         except KernelUnavailable as exc:
-            notes.append(f"kernel: not compared ({exc})")
+            reason = str(exc)
+        except KernelError as exc:
+            reason = _kernel_load_limitation(pspec, exc)
+            if reason is None:
+                raise
+        if reason is not None:
+            notes.append(f"kernel: not compared ({reason})")
             engines.remove("kernel")
+            if kobj is not None:
+                kobj.close()
+                kobj = None
+        elif pspec.type == ProgType.RAW_TRACEPOINT:
+            notes.append("raw_tracepoint: every engine gets the input as the u64 args[12] "
+                         "(zero-padded); plain integers, since a pointer into this process's "
+                         "memory is not kernel memory: bpf_probe_read_kernel of it fails in "
+                         "the kernel (-ERANGE) and reads it in our engines")
+            if any(len(p) > 8 * RAW_TP_ARGS for p in packets):
+                notes.append(f"raw_tracepoint: inputs are cut to {8 * RAW_TP_ARGS} bytes")
 
     rows: list[PacketRow] = []
     kernel_unavailable = None
@@ -283,12 +410,9 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
                 if e == "kernel":
                     if kernel_unavailable:
                         continue
-                    with _pinned_to_one_cpu():
-                        tr = kobj.programs[program].test_run(pkt)
-                    verdicts[e], outputs[e] = tr.retval, bytes(tr.data_out)
+                    verdicts[e], outputs[e], _ = _run_kernel(kobj.programs[program], pkt)
                 else:
-                    r = ours[e][1].test_run(pkt, engine=e)
-                    verdicts[e], outputs[e] = r[0], bytes(r[1])
+                    verdicts[e], outputs[e], _ = _run_ours(ours[e][1], e, pkt)
             except KernelUnavailable as exc:
                 kernel_unavailable = str(exc)
             except EbpfError as exc:
@@ -325,15 +449,17 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     timings: dict[str, float] = {}
     if repeat > 0:
         for e in engines:
+            if e == "kernel" and pspec.type in (ProgType.SYSCALL, ProgType.RAW_TRACEPOINT):
+                notes.append(f"kernel: no timing (BPF_PROG_TEST_RUN of {pspec.type.name} "
+                             f"programs runs once: it refuses a repeat count)")
+                continue
             per_packet = []
             for pkt in packets:
                 try:
                     if e == "kernel":
-                        with _pinned_to_one_cpu():
-                            per_packet.append(kobj.programs[program].test_run(pkt, repeat=repeat)
-                                              .duration_ns)
+                        per_packet.append(_run_kernel(kobj.programs[program], pkt, repeat)[2])
                     else:
-                        per_packet.append(ours[e][1].test_run(pkt, repeat=repeat, engine=e)[2])
+                        per_packet.append(_run_ours(ours[e][1], e, pkt, repeat)[2])
                 except EbpfError:
                     break
             if per_packet:

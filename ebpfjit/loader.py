@@ -10,7 +10,8 @@ Programs run on a model of the kernel's BPF_PROG_TEST_RUN (csrc/contexts.c): for
 sits in a 4 KiB frame with 256 bytes of headroom, for tc/socket filters in an skb whose data
 starts at the Ethernet header (tc) or at the network header (socket filter: the kernel's
 test-run pulls the Ethernet header, so offsets in LD_ABS/skb_load_bytes are L3-relative and the
-output packet's first 14 bytes come back zeroed). Results are therefore the kernel's.
+output packet's first 14 bytes come back zeroed; cgroup_skb likewise, with direct packet
+access). Results are therefore the kernel's.
 
 Must not import: lower, kernel, cli (jit only through Program.compile()).
 """
@@ -31,13 +32,25 @@ from .spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectS
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
 
+# cgroup_skb (the kernel's cg_skb_is_valid_access): direct packet access to data/data_end,
+# no tc_classid, data_meta or wire_len; writes to mark, priority, cb[] and tstamp only.
+SK_BUFF_CGROUP_SKB = _ctx.CtxLayout(
+    "__sk_buff (cgroup_skb)", _ctx.SK_BUFF_TC.uapi_size, _ctx.SK_BUFF_TC.shadow_size,
+    tuple(dataclasses.replace(f, writable=f.name in {"mark", "priority", "cb", "tstamp"})
+          for f in _ctx.SK_BUFF_TC.fields if f.name not in {"tc_classid", "data_meta", "wire_len"}))
+
 CONTEXT_LAYOUTS = {
     ProgType.XDP: _ctx.XDP_MD,
     ProgType.SCHED_CLS: _ctx.SK_BUFF_TC,
     ProgType.SCHED_ACT: _ctx.SK_BUFF_TC,
     ProgType.SOCKET_FILTER: _ctx.SK_BUFF_SOCKET_FILTER,
+    ProgType.CGROUP_SKB: SK_BUFF_CGROUP_SKB,
 }
-SKB_TYPES = {ProgType.SCHED_CLS: 1, ProgType.SCHED_ACT: 1, ProgType.SOCKET_FILTER: 0}
+# skb program types -> is_l2 of the kernel's bpf_prog_test_run_skb: tc sees the Ethernet
+# header, socket filters and cgroup_skb start at the network header (it is pulled, and pushed
+# back zeroed in data_out).
+SKB_TYPES = {ProgType.SCHED_CLS: 1, ProgType.SCHED_ACT: 1, ProgType.SOCKET_FILTER: 0,
+             ProgType.CGROUP_SKB: 0}
 XDP_MD_SIZE = 24
 SKB_UAPI_SIZE = 192
 ETH_HLEN = 14
@@ -245,7 +258,8 @@ class ObjectProgram(Program):
             return self._run_skb(bytes(data_in), repeat, engine, ctx_in, budget)
         ctx = ctx_in if ctx_in is not None else data_in
         retval, ns = self._run_ctx(ctx, engine, budget, repeat)
-        return _result(retval, b"", ns, None)
+        # The test-run attr's retval is a __u32 (the kernel truncates r0), as for packets.
+        return _result(retval & 0xFFFFFFFF, b"", ns, None)
 
     def _run_xdp(self, data: bytes, repeat, engine, ctx_in, budget) -> TestRunResult:
         from . import runtime
