@@ -1,0 +1,780 @@
+/* interp.c: the eBPF interpreter (kernel / RFC 9669 semantics, bit-exact).
+ *
+ * ebpfjit_interp_prepare() predecodes the bytecode once into one 32-byte record per instruction
+ * (lddw is one record) holding the handler's label address (direct threading with GNU computed
+ * gotos), operands with the immediate already extended the way the opcode uses it, and jump /
+ * call targets resolved to record pointers. Each function (pc 0 and every local-call target) is
+ * followed by a FALL_OFF sentinel record, so running past a function's end needs no check on
+ * the hot path. Everything an instruction could do wrong (bad target, unknown opcode or form) is
+ * resolved at prepare time to a faulting handler, so arbitrary bytecode can never make the
+ * interpreter read outside its tables.
+ *
+ * Memory accesses are checked inline against the current frame and the mem region, then out of
+ * line by ebpfjit_access_ok (all frames, run and env regions). See runtime_api.h for the
+ * conventions (budget, helper faults, fall-off pc) the JIT follows too.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ebpfjit_rt.h"
+#include "runtime_api.h"
+
+struct ix {
+    const void *label;
+    uint64_t imm;               /* extended as the opcode uses it; lddw: the 64-bit value */
+    const struct ix *tgt;       /* jump / local-call target */
+    int32_t pc;
+    int16_t off;
+    uint8_t dst, src;
+};
+_Static_assert(sizeof(struct ix) == 32, "records should stay 32 bytes");
+
+struct interp {
+    uint32_t nrecs;
+    struct ix recs[];
+};
+
+#define CONDS(X) X(JEQ) X(JGT) X(JGE) X(JSET) X(JNE) X(JSGT) X(JSGE) X(JLT) X(JLE) X(JSLT) X(JSLE)
+#define JVARIANTS(C) C##64K, C##64X, C##32K, C##32X, C##64K_B, C##64X_B, C##32K_B, C##32X_B,
+#define ALUOPS(X) X(ADD) X(SUB) X(MUL) X(DIV) X(SDIV) X(MOD) X(SMOD) X(OR) X(AND) X(LSH) \
+                  X(RSH) X(ARSH) X(XOR) X(MOV)
+#define AVARIANTS(O) O##64K, O##64X, O##32K, O##32X,
+
+#define OTHER_HANDLERS(X)                                                                     \
+    X(NEG64) X(NEG32) X(MOVSX64_8) X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) X(MOVSX32_16)     \
+    X(LE16) X(LE32) X(LE64) X(BE16) X(BE32) X(BE64)                                            \
+    X(JA) X(JA_B) X(CALL_HELPER) X(CALL_UNKNOWN) X(CALL_LOCAL) X(CALLX) X(EXIT)                \
+    X(LDDW) X(LDDW_MAP) X(LDDW_MAPVAL)                                                         \
+    X(LDABS_B) X(LDABS_H) X(LDABS_W) X(LDIND_B) X(LDIND_H) X(LDIND_W)                          \
+    X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW) X(LDXS_B) X(LDXS_H) X(LDXS_W)                         \
+    X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) X(STX_H) X(STX_W) X(STX_DW)                      \
+    X(A64_ADD) X(A64_OR) X(A64_AND) X(A64_XOR) X(A64_FADD) X(A64_FOR) X(A64_FAND) X(A64_FXOR)  \
+    X(A64_XCHG) X(A64_CMPXCHG)                                                                 \
+    X(A32_ADD) X(A32_OR) X(A32_AND) X(A32_XOR) X(A32_FADD) X(A32_FOR) X(A32_FAND) X(A32_FXOR)  \
+    X(A32_XCHG) X(A32_CMPXCHG)                                                                 \
+    X(FALL_OFF) X(BAD_INSN) X(BAD_TARGET)
+
+#define ENUM_ONE(n) H_##n,
+#define ENUM_J(C) H_##C##64K, H_##C##64X, H_##C##32K, H_##C##32X, \
+                  H_##C##64K_B, H_##C##64X_B, H_##C##32K_B, H_##C##32X_B,
+#define ENUM_A(O) H_##O##64K, H_##O##64X, H_##O##32K, H_##O##32X,
+enum handler {
+    ALUOPS(ENUM_A)
+    CONDS(ENUM_J)
+    OTHER_HANDLERS(ENUM_ONE)
+    H_COUNT
+};
+
+static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st, uint64_t r1,
+                           uint64_t r2, const void *const **labels_out);
+
+/* --- prepare --- */
+
+static const void *const *handler_labels(void)
+{
+    static const void *const *labels;
+    if (!labels)
+        interp_core(NULL, NULL, 0, 0, &labels);
+    return labels;
+}
+
+static int alu_handler(uint8_t opcode, int16_t off, int32_t imm)
+{
+    int is64 = (opcode & 7) == 7, x = (opcode & 8) != 0;
+    int base;
+    switch (opcode & 0xf0) {
+    case 0x00: base = H_ADD64K; break;
+    case 0x10: base = H_SUB64K; break;
+    case 0x20: base = H_MUL64K; break;
+    case 0x30: base = off == 1 ? H_SDIV64K : off == 0 ? H_DIV64K : -1; break;
+    case 0x40: base = H_OR64K; break;
+    case 0x50: base = H_AND64K; break;
+    case 0x60: base = H_LSH64K; break;
+    case 0x70: base = H_RSH64K; break;
+    case 0x80:
+        if (x || off || imm)
+            return H_BAD_INSN;
+        return is64 ? H_NEG64 : H_NEG32;
+    case 0x90: base = off == 1 ? H_SMOD64K : off == 0 ? H_MOD64K : -1; break;
+    case 0xa0: base = H_XOR64K; break;
+    case 0xb0:
+        if (off && !x)
+            return H_BAD_INSN;
+        if (off == 8) return is64 ? H_MOVSX64_8 : H_MOVSX32_8;
+        if (off == 16) return is64 ? H_MOVSX64_16 : H_MOVSX32_16;
+        if (off == 32 && is64) return H_MOVSX64_32;
+        base = off == 0 ? H_MOV64K : -1;
+        break;
+    case 0xc0: base = H_ARSH64K; break;
+    case 0xd0:
+        if (opcode == 0xd4)
+            return imm == 16 ? H_LE16 : imm == 32 ? H_LE32 : imm == 64 ? H_LE64 : H_BAD_INSN;
+        if (opcode == 0xdc || opcode == 0xd7)   /* be on a little-endian host == bswap */
+            return imm == 16 ? H_BE16 : imm == 32 ? H_BE32 : imm == 64 ? H_BE64 : H_BAD_INSN;
+        return H_BAD_INSN;
+    default:
+        return H_BAD_INSN;
+    }
+    if (base < 0 || (off && (opcode & 0xf0) != 0x30 && (opcode & 0xf0) != 0x90))
+        return H_BAD_INSN;
+    return base + (is64 ? 0 : 2) + x;
+}
+
+static int jmp_handler(uint8_t opcode, int back)
+{
+    static const int conds[16] = {
+        [0x1] = H_JEQ64K, [0x2] = H_JGT64K, [0x3] = H_JGE64K, [0x4] = H_JSET64K,
+        [0x5] = H_JNE64K, [0x6] = H_JSGT64K, [0x7] = H_JSGE64K, [0xa] = H_JLT64K,
+        [0xb] = H_JLE64K, [0xc] = H_JSLT64K, [0xd] = H_JSLE64K,
+    };
+    int base = conds[opcode >> 4];
+    if (!base)
+        return H_BAD_INSN;
+    return base + ((opcode & 7) == 6 ? 2 : 0) + ((opcode & 8) ? 1 : 0) + (back ? 4 : 0);
+}
+
+static int atomic_handler(int is64, int32_t imm)
+{
+    int base = is64 ? H_A64_ADD : H_A32_ADD;
+    switch (imm) {
+    case 0x00: return base + 0;
+    case 0x40: return base + 1;
+    case 0x50: return base + 2;
+    case 0xa0: return base + 3;
+    case 0x01: return base + 4;
+    case 0x41: return base + 5;
+    case 0x51: return base + 6;
+    case 0xa1: return base + 7;
+    case 0xe1: return base + 8;
+    case 0xf1: return base + 9;
+    default: return H_BAD_INSN;
+    }
+}
+
+struct raw {
+    uint8_t opcode, dst, src;
+    int16_t off;
+    int32_t imm;
+};
+
+static struct raw raw_at(const uint8_t *code, uint32_t pc)
+{
+    const uint8_t *p = code + (size_t)pc * 8;
+    struct raw r;
+    r.opcode = p[0];
+    r.dst = p[1] & 0xf;
+    r.src = p[1] >> 4;
+    memcpy(&r.off, p + 2, 2);
+    memcpy(&r.imm, p + 4, 4);
+    return r;
+}
+
+int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
+{
+    const void *const *labels = handler_labels();
+    uint32_t n = prog->nslots, pc, nfunc = 0, nrecs = 0, k;
+    uint8_t *is_start = NULL, *is_func = NULL;
+    uint32_t *pc2rec = NULL;
+    struct interp *ipg = NULL;
+    int rc = -1;
+
+    ebpfjit_interp_release(prog);
+    if (!prog->code && n)
+        return -1;
+    is_start = calloc(n + 1, 1);
+    is_func = calloc(n + 1, 1);
+    pc2rec = malloc((n + 1) * sizeof(*pc2rec));
+    if (!is_start || !is_func || !pc2rec)
+        goto out;
+    for (pc = 0; pc < n; pc++) {
+        struct raw r = raw_at(prog->code, pc);
+        is_start[pc] = 1;
+        if (r.opcode == 0x18 && pc + 1 < n)
+            pc++;
+    }
+    is_func[0] = 1;
+    for (pc = 0; pc < n; pc++) {
+        struct raw r;
+        int64_t t;
+        if (!is_start[pc])
+            continue;
+        r = raw_at(prog->code, pc);
+        t = (int64_t)pc + 1 + r.imm;
+        if (r.opcode == 0x85 && r.src == 1 && t >= 0 && t < n && is_start[t])
+            is_func[t] = 1;
+    }
+    for (pc = 0; pc < n; pc++) {
+        nrecs += is_start[pc];
+        nfunc += is_func[pc];
+    }
+    if (!n)
+        nfunc = 1;
+    nrecs += nfunc;
+    ipg = calloc(1, sizeof(*ipg) + (size_t)nrecs * sizeof(struct ix));
+    if (!ipg)
+        goto out;
+    ipg->nrecs = nrecs;
+
+    /* Lay out records: each function's instructions, then its FALL_OFF sentinel. */
+    k = 0;
+    {
+        int32_t last_pc = 0;
+        for (pc = 0; pc < n; pc++) {
+            if (is_func[pc] && pc != 0) {
+                ipg->recs[k].label = labels[H_FALL_OFF];
+                ipg->recs[k++].pc = last_pc;
+            }
+            if (!is_start[pc])
+                continue;
+            pc2rec[pc] = k;
+            ipg->recs[k++].pc = (int32_t)pc;
+            last_pc = (int32_t)pc;
+        }
+        ipg->recs[k].label = labels[H_FALL_OFF];
+        ipg->recs[k++].pc = last_pc;
+    }
+    if (k != nrecs)
+        goto out;
+
+    for (pc = 0; pc < n; pc++) {
+        struct ix *x;
+        struct raw r;
+        int h = H_BAD_INSN;
+        int64_t t;
+        int cls;
+        if (!is_start[pc])
+            continue;
+        x = &ipg->recs[pc2rec[pc]];
+        r = raw_at(prog->code, pc);
+        x->dst = r.dst;
+        x->src = r.src;
+        x->off = r.off;
+        x->imm = (uint64_t)(int64_t)r.imm;
+        cls = r.opcode & 7;
+        if (r.dst > 10 || (r.src > 10 && r.opcode != 0x18)) {
+            x->dst = x->src = 0;
+            x->label = labels[H_BAD_INSN];
+            continue;
+        }
+        switch (cls) {
+        case 4: /* ALU */
+        case 7: /* ALU64 */
+            h = alu_handler(r.opcode, r.off, r.imm);
+            if (cls == 4)
+                x->imm = (uint32_t)r.imm;
+            break;
+        case 5: /* JMP */
+        case 6: /* JMP32 */
+            if ((r.opcode & 0xf0) == 0x00) {
+                if (r.opcode == 0x05 || r.opcode == 0x06) {
+                    t = (int64_t)pc + 1 + (r.opcode == 0x05 ? r.off : r.imm);
+                    h = t <= (int64_t)pc ? H_JA_B : H_JA;
+                    goto target;
+                }
+                break;
+            }
+            if (cls == 5 && r.opcode == 0x85) {
+                if (r.src == 0) {
+                    h = r.imm >= 0 && r.imm < EBPFJIT_MAX_HELPERS ? H_CALL_HELPER : H_CALL_UNKNOWN;
+                } else if (r.src == 1) {
+                    h = H_CALL_LOCAL;
+                    t = (int64_t)pc + 1 + r.imm;
+                    goto target;
+                }
+                break;
+            }
+            if (cls == 5 && r.opcode == 0x8d) {
+                h = H_CALLX;
+                break;
+            }
+            if (cls == 5 && r.opcode == 0x95) {
+                h = H_EXIT;
+                break;
+            }
+            if ((r.opcode & 0xf0) == 0x80 || (r.opcode & 0xf0) == 0x90 ||
+                (r.opcode & 0xf0) >= 0xe0)
+                break;
+            t = (int64_t)pc + 1 + r.off;
+            h = jmp_handler(r.opcode, t <= (int64_t)pc);
+            if (cls == 6)
+                x->imm = (uint32_t)r.imm;
+target:
+            if (h != H_BAD_INSN) {
+                if (t < 0 || t >= n || !is_start[t])
+                    h = H_BAD_TARGET;
+                else
+                    x->tgt = &ipg->recs[pc2rec[t]];
+            }
+            break;
+        case 0: /* LD */
+            if (r.opcode == 0x18) {
+                if (pc + 1 >= n)
+                    break;
+                struct raw r2 = raw_at(prog->code, pc + 1);
+                x->imm = ((uint64_t)(uint32_t)r2.imm << 32) | (uint32_t)r.imm;
+                if (r.src == 0)
+                    h = H_LDDW;
+                else if (r.src == 1)
+                    h = H_LDDW_MAP;
+                else if (r.src == 2)
+                    h = H_LDDW_MAPVAL;
+                break;
+            }
+            switch (r.opcode) {
+            case 0x30: h = H_LDABS_B; break;
+            case 0x28: h = H_LDABS_H; break;
+            case 0x20: h = H_LDABS_W; break;
+            case 0x50: h = H_LDIND_B; break;
+            case 0x48: h = H_LDIND_H; break;
+            case 0x40: h = H_LDIND_W; break;
+            }
+            break;
+        case 1: /* LDX */
+            switch (r.opcode) {
+            case 0x71: h = H_LDX_B; break;
+            case 0x69: h = H_LDX_H; break;
+            case 0x61: h = H_LDX_W; break;
+            case 0x79: h = H_LDX_DW; break;
+            case 0x91: h = H_LDXS_B; break;
+            case 0x89: h = H_LDXS_H; break;
+            case 0x81: h = H_LDXS_W; break;
+            }
+            break;
+        case 2: /* ST */
+            switch (r.opcode) {
+            case 0x72: h = H_ST_B; break;
+            case 0x6a: h = H_ST_H; break;
+            case 0x62: h = H_ST_W; break;
+            case 0x7a: h = H_ST_DW; break;
+            }
+            break;
+        case 3: /* STX */
+            switch (r.opcode) {
+            case 0x73: h = H_STX_B; break;
+            case 0x6b: h = H_STX_H; break;
+            case 0x63: h = H_STX_W; break;
+            case 0x7b: h = H_STX_DW; break;
+            case 0xc3: h = atomic_handler(0, r.imm); break;
+            case 0xdb: h = atomic_handler(1, r.imm); break;
+            }
+            break;
+        }
+        if (h == H_BAD_INSN)
+            x->imm = r.opcode;   /* reported as fault_info */
+        x->label = labels[h];
+    }
+    prog->interp = ipg;
+    ipg = NULL;
+    rc = 0;
+out:
+    free(ipg);
+    free(is_start);
+    free(is_func);
+    free(pc2rec);
+    return rc;
+}
+
+void ebpfjit_interp_release(struct ebpfjit_prog *prog)
+{
+    free(prog->interp);
+    prog->interp = NULL;
+}
+
+int32_t ebpfjit_interp_exec(struct ebpfjit_prog *prog, struct ebpfjit_state *st, uint64_t r1,
+                            uint64_t r2)
+{
+    if (!prog->interp) {
+        ebpfjit_fault(st, EBPFJIT_ERR_BAD_INSN, 0, 0, 0);
+        return EBPFJIT_ERR_BAD_INSN;
+    }
+    return interp_core(prog->interp, st, r1, r2, NULL);
+}
+
+/* --- the interpreter proper --- */
+
+struct frame_save {
+    const struct ix *ret;
+    uint64_t r6, r7, r8, r9;
+};
+
+static inline uint64_t ld8(uint64_t a) { uint8_t v; memcpy(&v, (void *)(uintptr_t)a, 1); return v; }
+static inline uint64_t ld16(uint64_t a) { uint16_t v; memcpy(&v, (void *)(uintptr_t)a, 2); return v; }
+static inline uint64_t ld32(uint64_t a) { uint32_t v; memcpy(&v, (void *)(uintptr_t)a, 4); return v; }
+static inline uint64_t ld64(uint64_t a) { uint64_t v; memcpy(&v, (void *)(uintptr_t)a, 8); return v; }
+static inline void st8(uint64_t a, uint64_t v) { uint8_t x = (uint8_t)v; memcpy((void *)(uintptr_t)a, &x, 1); }
+static inline void st16(uint64_t a, uint64_t v) { uint16_t x = (uint16_t)v; memcpy((void *)(uintptr_t)a, &x, 2); }
+static inline void st32(uint64_t a, uint64_t v) { uint32_t x = (uint32_t)v; memcpy((void *)(uintptr_t)a, &x, 4); }
+static inline void st64(uint64_t a, uint64_t v) { memcpy((void *)(uintptr_t)a, &v, 8); }
+
+/* Atomics on a misaligned address would be split locks (fatal on some kernels); the kernel
+ * verifier rejects them, so there we only promise the arithmetic, not atomicity. */
+#define ATOMIC_RMW(T, fn, addr, v)                                                            \
+    ({                                                                                        \
+        T old_, v_ = (T)(v);                                                                  \
+        if (((addr) & (sizeof(T) - 1)) == 0) {                                                \
+            old_ = fn((T *)(uintptr_t)(addr), v_, __ATOMIC_SEQ_CST);                          \
+        } else {                                                                              \
+            memcpy(&old_, (void *)(uintptr_t)(addr), sizeof(T));                              \
+            T new_ = ATOMIC_OP_##fn(old_, v_);                                                \
+            memcpy((void *)(uintptr_t)(addr), &new_, sizeof(T));                              \
+        }                                                                                     \
+        old_;                                                                                 \
+    })
+#define ATOMIC_OP___atomic_fetch_add(a, b) ((a) + (b))
+#define ATOMIC_OP___atomic_fetch_or(a, b) ((a) | (b))
+#define ATOMIC_OP___atomic_fetch_and(a, b) ((a) & (b))
+#define ATOMIC_OP___atomic_fetch_xor(a, b) ((a) ^ (b))
+#define ATOMIC_OP___atomic_exchange_n(a, b) (b)
+
+static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st, uint64_t r1,
+                           uint64_t r2, const void *const **labels_out)
+{
+#define LABEL_ONE(n) [H_##n] = &&L_##n,
+#define LABEL_J(C) [H_##C##64K] = &&L_##C##64K, [H_##C##64X] = &&L_##C##64X,                 \
+                   [H_##C##32K] = &&L_##C##32K, [H_##C##32X] = &&L_##C##32X,                 \
+                   [H_##C##64K_B] = &&L_##C##64K_B, [H_##C##64X_B] = &&L_##C##64X_B,         \
+                   [H_##C##32K_B] = &&L_##C##32K_B, [H_##C##32X_B] = &&L_##C##32X_B,
+#define LABEL_A(O) [H_##O##64K] = &&L_##O##64K, [H_##O##64X] = &&L_##O##64X,                 \
+                   [H_##O##32K] = &&L_##O##32K, [H_##O##32X] = &&L_##O##32X,
+    static const void *const labels[H_COUNT] = {
+        ALUOPS(LABEL_A) CONDS(LABEL_J) OTHER_HANDLERS(LABEL_ONE)
+    };
+    uint8_t stack[EBPFJIT_MAX_FRAMES][EBPFJIT_STACK_SIZE] __attribute__((aligned(16)));
+    struct frame_save saved[EBPFJIT_MAX_FRAMES];
+    uint64_t reg[11];
+    const struct ix *ip;
+    uint64_t budget, flo, mbase, mlen, mwlen, addr;
+    uint32_t depth;
+    int ok;
+
+    if (labels_out) {
+        *labels_out = labels;
+        return 0;
+    }
+
+    memset(stack[0], 0, EBPFJIT_STACK_SIZE);
+    memset(reg, 0, sizeof(reg));
+    reg[1] = r1;
+    reg[2] = r2;
+    flo = (uint64_t)(uintptr_t)stack[0];
+    reg[10] = flo + EBPFJIT_STACK_SIZE;
+    depth = 1;
+    st->frame_lo[0] = flo;
+    st->depth = 1;
+    budget = st->budget;
+    ip = ipg->recs;
+
+#define RELOAD_MEM()                                                                          \
+    do {                                                                                      \
+        mbase = st->mem_base;                                                                 \
+        mlen = st->mem_len;                                                                   \
+        mwlen = st->mem_writable ? mlen : 0;                                                  \
+    } while (0)
+    RELOAD_MEM();
+
+#define DISPATCH() goto *ip->label
+#define NEXT() do { ip++; DISPATCH(); } while (0)
+#define DST reg[ip->dst]
+#define SRC reg[ip->src]
+#define IMM (ip->imm)
+#define FAULT(code, a, n)                                                                     \
+    do {                                                                                      \
+        st->budget = budget;                                                                  \
+        return ebpfjit_fault(st, (code), ip->pc, (a), (n));                                   \
+    } while (0)
+#define SPEND()                                                                               \
+    do {                                                                                      \
+        if (__builtin_expect(--budget == 0, 0))                                               \
+            FAULT(EBPFJIT_ERR_BUDGET, 0, 0);                                                  \
+    } while (0)
+/* [a, a+n) in the current frame or the mem region, else the slow path. */
+#define CHECK(a, n, lim, write, code)                                                         \
+    do {                                                                                      \
+        uint64_t fo_ = (a) - flo, mo_ = (a) - mbase;                                          \
+        if (__builtin_expect(!(fo_ <= EBPFJIT_STACK_SIZE - (n) ||                             \
+                               (mo_ <= (lim) && (lim) - mo_ >= (n))), 0)) {                   \
+            st->budget = budget;                                                              \
+            if (!ebpfjit_access_ok(st, (a), (n), (write)))                                    \
+                FAULT(code, (a), (n));                                                        \
+        }                                                                                     \
+    } while (0)
+#define CHECK_LD(a, n) CHECK(a, n, mlen, 0, EBPFJIT_ERR_OOB_LOAD)
+#define CHECK_ST(a, n) CHECK(a, n, mwlen, 1, EBPFJIT_ERR_OOB_STORE)
+
+    DISPATCH();
+
+    /* ---- ALU. 32-bit results are zero-extended; K operands are pre-extended in IMM. ---- */
+#define ALU64(O, expr_k, expr_x)                                                              \
+    L_##O##64K: { uint64_t a = DST, b = IMM; (void)a; DST = (expr_k); NEXT(); }               \
+    L_##O##64X: { uint64_t a = DST, b = SRC; (void)a; DST = (expr_x); NEXT(); }
+#define ALU32(O, expr)                                                                        \
+    L_##O##32K: { uint32_t a = (uint32_t)DST, b = (uint32_t)IMM; (void)a;                    \
+                  DST = (uint32_t)(expr); NEXT(); }                                          \
+    L_##O##32X: { uint32_t a = (uint32_t)DST, b = (uint32_t)SRC; (void)a;                    \
+                  DST = (uint32_t)(expr); NEXT(); }
+#define ALU(O, e64, e32) ALU64(O, e64, e64) ALU32(O, e32)
+
+    ALU(ADD, a + b, a + b)
+    ALU(SUB, a - b, a - b)
+    ALU(MUL, a * b, a * b)
+    ALU(OR, a | b, a | b)
+    ALU(AND, a & b, a & b)
+    ALU(XOR, a ^ b, a ^ b)
+    ALU(MOV, b, b)
+    /* Shift counts are masked (RFC 9669), never undefined. */
+    ALU(LSH, a << (b & 63), a << (b & 31))
+    ALU(RSH, a >> (b & 63), a >> (b & 31))
+    ALU(ARSH, (uint64_t)((int64_t)a >> (b & 63)), (uint32_t)((int32_t)a >> (b & 31)))
+    /* Division by zero gives 0; modulo by zero leaves dst (32-bit: its low half). */
+    ALU(DIV, b ? a / b : 0, b ? a / b : 0)
+    ALU(MOD, b ? a % b : a, b ? a % b : a)
+    /* Signed: INT_MIN / -1 = INT_MIN and INT_MIN % -1 = 0 (they trap in C/x86). */
+    ALU(SDIV,
+        b == 0 ? 0 : (int64_t)b == -1 ? (uint64_t)0 - a : (uint64_t)((int64_t)a / (int64_t)b),
+        b == 0 ? 0 : (int32_t)b == -1 ? (uint32_t)0 - a : (uint32_t)((int32_t)a / (int32_t)b))
+    ALU(SMOD,
+        b == 0 ? a : (int64_t)b == -1 ? 0 : (uint64_t)((int64_t)a % (int64_t)b),
+        b == 0 ? a : (int32_t)b == -1 ? 0 : (uint32_t)((int32_t)a % (int32_t)b))
+
+L_NEG64: DST = (uint64_t)0 - DST; NEXT();
+L_NEG32: DST = (uint32_t)((uint32_t)0 - (uint32_t)DST); NEXT();
+L_MOVSX64_8: DST = (uint64_t)(int64_t)(int8_t)SRC; NEXT();
+L_MOVSX64_16: DST = (uint64_t)(int64_t)(int16_t)SRC; NEXT();
+L_MOVSX64_32: DST = (uint64_t)(int64_t)(int32_t)SRC; NEXT();
+L_MOVSX32_8: DST = (uint32_t)(int32_t)(int8_t)SRC; NEXT();
+L_MOVSX32_16: DST = (uint32_t)(int32_t)(int16_t)SRC; NEXT();
+    /* le on a little-endian host only truncates; be (and bswap) swap, zero-extended. */
+L_LE16: DST = (uint16_t)DST; NEXT();
+L_LE32: DST = (uint32_t)DST; NEXT();
+L_LE64: NEXT();
+L_BE16: DST = __builtin_bswap16((uint16_t)DST); NEXT();
+L_BE32: DST = __builtin_bswap32((uint32_t)DST); NEXT();
+L_BE64: DST = __builtin_bswap64(DST); NEXT();
+
+    /* ---- jumps: _B variants are backward (target <= pc) and spend budget when taken. ---- */
+#define JCOND(C, e64, e32)                                                                    \
+    L_##C##64K: { uint64_t a = DST, b = IMM; if (e64) { ip = ip->tgt; DISPATCH(); } NEXT(); } \
+    L_##C##64X: { uint64_t a = DST, b = SRC; if (e64) { ip = ip->tgt; DISPATCH(); } NEXT(); } \
+    L_##C##32K: { uint32_t a = (uint32_t)DST, b = (uint32_t)IMM;                              \
+                  if (e32) { ip = ip->tgt; DISPATCH(); } NEXT(); }                            \
+    L_##C##32X: { uint32_t a = (uint32_t)DST, b = (uint32_t)SRC;                              \
+                  if (e32) { ip = ip->tgt; DISPATCH(); } NEXT(); }                            \
+    L_##C##64K_B: { uint64_t a = DST, b = IMM;                                                \
+                    if (e64) { SPEND(); ip = ip->tgt; DISPATCH(); } NEXT(); }                 \
+    L_##C##64X_B: { uint64_t a = DST, b = SRC;                                                \
+                    if (e64) { SPEND(); ip = ip->tgt; DISPATCH(); } NEXT(); }                 \
+    L_##C##32K_B: { uint32_t a = (uint32_t)DST, b = (uint32_t)IMM;                            \
+                    if (e32) { SPEND(); ip = ip->tgt; DISPATCH(); } NEXT(); }                 \
+    L_##C##32X_B: { uint32_t a = (uint32_t)DST, b = (uint32_t)SRC;                            \
+                    if (e32) { SPEND(); ip = ip->tgt; DISPATCH(); } NEXT(); }
+    JCOND(JEQ, a == b, a == b)
+    JCOND(JNE, a != b, a != b)
+    JCOND(JGT, a > b, a > b)
+    JCOND(JGE, a >= b, a >= b)
+    JCOND(JLT, a < b, a < b)
+    JCOND(JLE, a <= b, a <= b)
+    JCOND(JSET, (a & b) != 0, (a & b) != 0)
+    JCOND(JSGT, (int64_t)a > (int64_t)b, (int32_t)a > (int32_t)b)
+    JCOND(JSGE, (int64_t)a >= (int64_t)b, (int32_t)a >= (int32_t)b)
+    JCOND(JSLT, (int64_t)a < (int64_t)b, (int32_t)a < (int32_t)b)
+    JCOND(JSLE, (int64_t)a <= (int64_t)b, (int32_t)a <= (int32_t)b)
+
+L_JA: ip = ip->tgt; DISPATCH();
+L_JA_B: SPEND(); ip = ip->tgt; DISPATCH();
+
+    /* ---- calls ---- */
+L_CALL_HELPER: {
+        ebpfjit_helper_fn fn;
+        SPEND();
+        fn = st->env ? st->env->helpers[IMM] : NULL;
+        if (__builtin_expect(!fn, 0)) {
+            st->fault_info = IMM;
+            FAULT(EBPFJIT_ERR_UNKNOWN_HELPER, 0, 0);
+        }
+        st->budget = budget;
+        reg[0] = fn(reg[1], reg[2], reg[3], reg[4], reg[5]);
+        if (__builtin_expect(st->status != 0, 0))
+            return ebpfjit_helper_status(st, ip->pc);
+        budget = st->budget;
+        RELOAD_MEM();
+        NEXT();
+    }
+L_CALL_UNKNOWN:
+    SPEND();
+    if (st->status == 0)
+        st->fault_info = IMM;
+    FAULT(EBPFJIT_ERR_UNKNOWN_HELPER, 0, 0);
+L_CALLX:
+    SPEND();
+    st->budget = budget;
+    reg[0] = ebpfjit_call_helper(st, DST, reg[1], reg[2], reg[3], reg[4], reg[5]);
+    if (__builtin_expect(st->status != 0, 0))
+        return ebpfjit_helper_status(st, ip->pc);
+    budget = st->budget;
+    RELOAD_MEM();
+    NEXT();
+L_CALL_LOCAL: {
+        struct frame_save *s;
+        SPEND();
+        if (__builtin_expect(depth >= EBPFJIT_MAX_FRAMES, 0))
+            FAULT(EBPFJIT_ERR_CALL_DEPTH, 0, 0);
+        s = &saved[depth - 1];
+        s->ret = ip + 1;
+        s->r6 = reg[6];
+        s->r7 = reg[7];
+        s->r8 = reg[8];
+        s->r9 = reg[9];
+        memset(stack[depth], 0, EBPFJIT_STACK_SIZE);
+        flo = (uint64_t)(uintptr_t)stack[depth];
+        st->frame_lo[depth] = flo;
+        depth++;
+        st->depth = depth;
+        reg[10] = flo + EBPFJIT_STACK_SIZE;
+        ip = ip->tgt;
+        DISPATCH();
+    }
+L_EXIT: {
+        struct frame_save *s;
+        if (depth == 1) {
+            st->r0 = reg[0];
+            st->budget = budget;
+            return EBPFJIT_OK;
+        }
+        depth--;
+        st->depth = depth;
+        s = &saved[depth - 1];
+        reg[6] = s->r6;
+        reg[7] = s->r7;
+        reg[8] = s->r8;
+        reg[9] = s->r9;
+        flo = (uint64_t)(uintptr_t)stack[depth - 1];
+        reg[10] = flo + EBPFJIT_STACK_SIZE;
+        ip = s->ret;
+        DISPATCH();
+    }
+
+    /* ---- 64-bit immediates and map references ---- */
+L_LDDW: DST = IMM; NEXT();
+L_LDDW_MAP: {
+        uint32_t idx = (uint32_t)IMM;
+        const struct ebpfjit_env *env = st->env;
+        if (!env || idx >= env->nmaps || !env->maps || !env->maps[idx]) {
+            st->fault_info = idx;
+            FAULT(EBPFJIT_ERR_BAD_INSN, 0, 0);
+        }
+        DST = (uint64_t)(uintptr_t)env->maps[idx];
+        NEXT();
+    }
+L_LDDW_MAPVAL: {
+        uint32_t idx = (uint32_t)IMM;
+        const struct ebpfjit_env *env = st->env;
+        const struct ebpfjit_map_base *m;
+        if (!env || idx >= env->nmaps || !env->maps || !(m = env->maps[idx]) || !m->values) {
+            st->fault_info = idx;
+            FAULT(EBPFJIT_ERR_BAD_INSN, 0, 0);
+        }
+        DST = (uint64_t)(uintptr_t)m->values + (IMM >> 32);
+        NEXT();
+    }
+
+    /* ---- legacy packet loads: out of range ends the program with r0 = 0 ---- */
+#define LDPKT(L, n, offexpr)                                                                  \
+    L: {                                                                                      \
+        uint64_t v_ = ebpfjit_ld_packet(st, (offexpr), (n), ip->pc, &ok);                     \
+        if (!ok) {                                                                            \
+            st->r0 = 0;                                                                       \
+            st->budget = budget;                                                              \
+            return EBPFJIT_OK;                                                                \
+        }                                                                                     \
+        reg[0] = v_;                                                                          \
+        NEXT();                                                                               \
+    }
+    LDPKT(L_LDABS_B, 1, IMM)
+    LDPKT(L_LDABS_H, 2, IMM)
+    LDPKT(L_LDABS_W, 4, IMM)
+    LDPKT(L_LDIND_B, 1, SRC + IMM)
+    LDPKT(L_LDIND_H, 2, SRC + IMM)
+    LDPKT(L_LDIND_W, 4, SRC + IMM)
+
+    /* ---- loads and stores ---- */
+#define LDX(L, n, expr)                                                                       \
+    L: addr = SRC + (uint64_t)(int64_t)ip->off; CHECK_LD(addr, n); DST = (expr); NEXT();
+    LDX(L_LDX_B, 1, ld8(addr))
+    LDX(L_LDX_H, 2, ld16(addr))
+    LDX(L_LDX_W, 4, ld32(addr))
+    LDX(L_LDX_DW, 8, ld64(addr))
+    LDX(L_LDXS_B, 1, (uint64_t)(int64_t)(int8_t)ld8(addr))
+    LDX(L_LDXS_H, 2, (uint64_t)(int64_t)(int16_t)ld16(addr))
+    LDX(L_LDXS_W, 4, (uint64_t)(int64_t)(int32_t)ld32(addr))
+#define STORE(L, n, fn, val)                                                                  \
+    L: addr = DST + (uint64_t)(int64_t)ip->off; CHECK_ST(addr, n); fn(addr, (val)); NEXT();
+    STORE(L_ST_B, 1, st8, IMM)
+    STORE(L_ST_H, 2, st16, IMM)
+    STORE(L_ST_W, 4, st32, IMM)
+    STORE(L_ST_DW, 8, st64, IMM)
+    STORE(L_STX_B, 1, st8, SRC)
+    STORE(L_STX_H, 2, st16, SRC)
+    STORE(L_STX_W, 4, st32, SRC)
+    STORE(L_STX_DW, 8, st64, SRC)
+
+    /* ---- atomics (seq_cst); fetch forms load the old value into src, 32-bit zero-extended ---- */
+#define ATOMIC(L, T, n, fn, fetch)                                                            \
+    L: {                                                                                      \
+        T old;                                                                                \
+        addr = DST + (uint64_t)(int64_t)ip->off;                                              \
+        CHECK_ST(addr, n);                                                                    \
+        old = ATOMIC_RMW(T, fn, addr, SRC);                                                   \
+        if (fetch)                                                                            \
+            SRC = old;                                                                        \
+        NEXT();                                                                               \
+    }
+    ATOMIC(L_A64_ADD, uint64_t, 8, __atomic_fetch_add, 0)
+    ATOMIC(L_A64_OR, uint64_t, 8, __atomic_fetch_or, 0)
+    ATOMIC(L_A64_AND, uint64_t, 8, __atomic_fetch_and, 0)
+    ATOMIC(L_A64_XOR, uint64_t, 8, __atomic_fetch_xor, 0)
+    ATOMIC(L_A64_FADD, uint64_t, 8, __atomic_fetch_add, 1)
+    ATOMIC(L_A64_FOR, uint64_t, 8, __atomic_fetch_or, 1)
+    ATOMIC(L_A64_FAND, uint64_t, 8, __atomic_fetch_and, 1)
+    ATOMIC(L_A64_FXOR, uint64_t, 8, __atomic_fetch_xor, 1)
+    ATOMIC(L_A64_XCHG, uint64_t, 8, __atomic_exchange_n, 1)
+    ATOMIC(L_A32_ADD, uint32_t, 4, __atomic_fetch_add, 0)
+    ATOMIC(L_A32_OR, uint32_t, 4, __atomic_fetch_or, 0)
+    ATOMIC(L_A32_AND, uint32_t, 4, __atomic_fetch_and, 0)
+    ATOMIC(L_A32_XOR, uint32_t, 4, __atomic_fetch_xor, 0)
+    ATOMIC(L_A32_FADD, uint32_t, 4, __atomic_fetch_add, 1)
+    ATOMIC(L_A32_FOR, uint32_t, 4, __atomic_fetch_or, 1)
+    ATOMIC(L_A32_FAND, uint32_t, 4, __atomic_fetch_and, 1)
+    ATOMIC(L_A32_FXOR, uint32_t, 4, __atomic_fetch_xor, 1)
+    ATOMIC(L_A32_XCHG, uint32_t, 4, __atomic_exchange_n, 1)
+    /* cmpxchg compares with r0 and always leaves the old value in r0. */
+#define CMPXCHG(L, T, n)                                                                      \
+    L: {                                                                                      \
+        T expected = (T)reg[0];                                                               \
+        addr = DST + (uint64_t)(int64_t)ip->off;                                              \
+        CHECK_ST(addr, n);                                                                    \
+        if ((addr & (n - 1)) == 0) {                                                          \
+            __atomic_compare_exchange_n((T *)(uintptr_t)addr, &expected, (T)SRC, 0,           \
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                  \
+        } else {                                                                              \
+            T cur;                                                                            \
+            memcpy(&cur, (void *)(uintptr_t)addr, n);                                         \
+            if (cur == expected) {                                                            \
+                T nv = (T)SRC;                                                                \
+                memcpy((void *)(uintptr_t)addr, &nv, n);                                      \
+            }                                                                                 \
+            expected = cur;                                                                   \
+        }                                                                                     \
+        reg[0] = expected;                                                                    \
+        NEXT();                                                                               \
+    }
+    CMPXCHG(L_A64_CMPXCHG, uint64_t, 8)
+    CMPXCHG(L_A32_CMPXCHG, uint32_t, 4)
+
+    /* ---- faults resolved at prepare time ---- */
+L_FALL_OFF: FAULT(EBPFJIT_ERR_FALL_OFF, 0, 0);
+L_BAD_TARGET: FAULT(EBPFJIT_ERR_BAD_INSN, 0, 0);
+L_BAD_INSN:
+    if (st->status == 0)
+        st->fault_info = IMM;
+    FAULT(EBPFJIT_ERR_BAD_INSN, 0, 0);
+}

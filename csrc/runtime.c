@@ -1,0 +1,397 @@
+/* runtime.c: what both engines share at run time: state and env management, fault recording,
+ * the bounds-check slow path, the thread's current run, helper dispatch (callx, Python
+ * trampolines), legacy packet loads, and the runners (tail-call loop, Python entry, timing loop).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ebpfjit_rt.h"
+#include "runtime_api.h"
+
+static __thread struct ebpfjit_state *current_state;
+
+struct ebpfjit_state *ebpfjit_current(void)
+{
+    return current_state;
+}
+
+void ebpfjit_set_current(struct ebpfjit_state *st)
+{
+    current_state = st;
+}
+
+int32_t ebpfjit_fault(struct ebpfjit_state *st, int32_t status, int32_t pc, uint64_t addr,
+                      uint64_t size)
+{
+    /* A pending tail call is not a fault: a helper failing after it still reports. */
+    if (st->status == EBPFJIT_OK || st->status == EBPFJIT_TAIL_CALL) {
+        st->status = status;
+        st->fault_pc = pc;
+        st->fault_addr = addr;
+        st->fault_size = size;
+    }
+    return status;
+}
+
+int32_t ebpfjit_helper_status(struct ebpfjit_state *st, int32_t pc)
+{
+    if (st->fault_pc < 0 && st->status != EBPFJIT_TAIL_CALL)
+        st->fault_pc = pc;
+    return st->status;
+}
+
+/* Overflow-safe [addr, addr+size) within [base, base+len). */
+static inline int inside(uint64_t base, uint64_t len, uint64_t addr, uint64_t size)
+{
+    uint64_t off = addr - base;
+    return addr >= base && off <= len && size <= len - off;
+}
+
+int ebpfjit_access_ok(const struct ebpfjit_state *st, uint64_t addr, uint64_t size, int write)
+{
+    uint32_t i, n;
+
+    n = st->depth < EBPFJIT_MAX_FRAMES ? st->depth : EBPFJIT_MAX_FRAMES;
+    for (i = 0; i < n; i++)
+        if (st->frame_lo[i] && inside(st->frame_lo[i], EBPFJIT_STACK_SIZE, addr, size))
+            return 1;
+    if (st->mem_len && (!write || st->mem_writable) && inside(st->mem_base, st->mem_len, addr, size))
+        return 1;
+    n = st->nregions < EBPFJIT_MAX_RUN_REGIONS ? st->nregions : EBPFJIT_MAX_RUN_REGIONS;
+    for (i = 0; i < n; i++) {
+        const struct ebpfjit_region *r = &st->regions[i];
+        if ((!write || r->writable) && inside(r->base, r->len, addr, size))
+            return 1;
+    }
+    if (st->env) {
+        const struct ebpfjit_env *env = st->env;
+        n = env->nregions < EBPFJIT_MAX_ENV_REGIONS ? env->nregions : EBPFJIT_MAX_ENV_REGIONS;
+        for (i = 0; i < n; i++) {
+            const struct ebpfjit_region *r = &env->regions[i];
+            if ((!write || r->writable) && inside(r->base, r->len, addr, size))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+uint64_t ebpfjit_call_helper(struct ebpfjit_state *st, uint64_t id, uint64_t r1, uint64_t r2,
+                             uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    ebpfjit_helper_fn fn = NULL;
+
+    if (id < EBPFJIT_MAX_HELPERS && st->env)
+        fn = st->env->helpers[id];
+    if (!fn) {
+        ebpfjit_fault(st, EBPFJIT_ERR_UNKNOWN_HELPER, -1, 0, 0);
+        st->fault_info = id;
+        return 0;
+    }
+    return fn(r1, r2, r3, r4, r5);
+}
+
+uint64_t ebpfjit_ld_packet(struct ebpfjit_state *st, uint64_t offset, uint32_t size, int32_t pc,
+                           int *ok)
+{
+    int32_t off = (int32_t)(uint32_t)offset;
+    const uint8_t *p;
+    uint64_t v = 0;
+    uint32_t i;
+
+    (void)pc;
+    /* Negative offsets are the kernel's SKF_*_OFF ancillary areas, which we do not model. */
+    if (off < 0 || size > st->mem_len || (uint64_t)off > st->mem_len - size) {
+        *ok = 0;
+        return 0;
+    }
+    p = (const uint8_t *)(uintptr_t)(st->mem_base + (uint64_t)off);
+    for (i = 0; i < size; i++)
+        v = (v << 8) | p[i];
+    *ok = 1;
+    return v;
+}
+
+/* --- env --- */
+
+struct ebpfjit_env *ebpfjit_env_new(void)
+{
+    return calloc(1, sizeof(struct ebpfjit_env));
+}
+
+void ebpfjit_env_free(struct ebpfjit_env *env)
+{
+    free(env);
+}
+
+int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable)
+{
+    if (env->nregions >= EBPFJIT_MAX_ENV_REGIONS)
+        return -1;
+    env->regions[env->nregions].base = base;
+    env->regions[env->nregions].len = len;
+    env->regions[env->nregions].writable = writable ? 1 : 0;
+    env->nregions++;
+    return 0;
+}
+
+/* --- Python helper trampolines: one C function per id, generated as 8 x 8 x 8. --- */
+
+#define PYH(a, b, c)                                                                          \
+    static uint64_t pyh_##a##b##c(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,          \
+                                  uint64_t r5)                                                 \
+    {                                                                                          \
+        struct ebpfjit_state *st = current_state;                                              \
+        return ebpfjit_py_helper(st ? st->env : NULL, (a) * 64 + (b) * 8 + (c), r1, r2, r3,    \
+                                 r4, r5);                                                      \
+    }
+#define PYH8(a, b) PYH(a, b, 0) PYH(a, b, 1) PYH(a, b, 2) PYH(a, b, 3) \
+                   PYH(a, b, 4) PYH(a, b, 5) PYH(a, b, 6) PYH(a, b, 7)
+#define PYH64(a) PYH8(a, 0) PYH8(a, 1) PYH8(a, 2) PYH8(a, 3) \
+                 PYH8(a, 4) PYH8(a, 5) PYH8(a, 6) PYH8(a, 7)
+PYH64(0) PYH64(1) PYH64(2) PYH64(3) PYH64(4) PYH64(5) PYH64(6) PYH64(7)
+
+#define PYP(a, b, c) pyh_##a##b##c,
+#define PYP8(a, b) PYP(a, b, 0) PYP(a, b, 1) PYP(a, b, 2) PYP(a, b, 3) \
+                   PYP(a, b, 4) PYP(a, b, 5) PYP(a, b, 6) PYP(a, b, 7)
+#define PYP64(a) PYP8(a, 0) PYP8(a, 1) PYP8(a, 2) PYP8(a, 3) \
+                 PYP8(a, 4) PYP8(a, 5) PYP8(a, 6) PYP8(a, 7)
+static const ebpfjit_helper_fn py_trampolines[EBPFJIT_MAX_HELPERS] = {
+    PYP64(0) PYP64(1) PYP64(2) PYP64(3) PYP64(4) PYP64(5) PYP64(6) PYP64(7)
+};
+_Static_assert(EBPFJIT_MAX_HELPERS == 512, "trampoline table is generated for 512 ids");
+
+ebpfjit_helper_fn ebpfjit_py_trampoline(uint32_t id)
+{
+    return id < EBPFJIT_MAX_HELPERS ? py_trampolines[id] : NULL;
+}
+
+/* --- runners --- */
+
+void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint64_t budget)
+{
+    st->r0 = 0;
+    st->status = EBPFJIT_OK;
+    st->fault_pc = -1;
+    st->fault_addr = 0;
+    st->fault_size = 0;
+    st->fault_info = 0;
+    st->budget = budget;
+    st->depth = 0;
+    st->tail_calls = 0;
+    st->env = env;
+    st->tail_target = NULL;
+}
+
+static int32_t run_once(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                        uint64_t r1, uint64_t r2)
+{
+    if (engine == EBPFJIT_ENGINE_JIT && prog->jit_fn)
+        return prog->jit_fn(st, r1, r2);
+    /* A tail-call target without machine code still runs, in the interpreter. */
+    if (prog->interp && (engine == EBPFJIT_ENGINE_INTERP || engine == EBPFJIT_ENGINE_JIT))
+        return ebpfjit_interp_exec(prog, st, r1, r2);
+    ebpfjit_fault(st, EBPFJIT_ERR_BAD_INSN, 0, 0, 0);
+    st->fault_info = (uint64_t)engine;
+    return EBPFJIT_ERR_BAD_INSN;
+}
+
+int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                    uint64_t r1, uint64_t r2)
+{
+    struct ebpfjit_state *saved = current_state;   /* a Python helper may start a nested run */
+    int32_t status;
+
+    st->r0 = 0;
+    st->status = EBPFJIT_OK;
+    st->fault_pc = -1;
+    st->fault_addr = st->fault_size = st->fault_info = 0;
+    st->depth = 0;
+    st->tail_calls = 0;
+    st->tail_target = NULL;
+    st->env = prog->env;
+    current_state = st;
+    for (;;) {
+        status = run_once(prog, st, engine, r1, r2);
+        if (status != EBPFJIT_TAIL_CALL)
+            break;
+        if (!st->tail_target || st->tail_calls >= EBPFJIT_MAX_TAIL_CALLS) {
+            /* bpf_tail_call must refuse these itself; never loop or jump to nowhere. */
+            st->status = EBPFJIT_OK;
+            ebpfjit_fault(st, EBPFJIT_ERR_HELPER, st->fault_pc, 0, 0);
+            status = EBPFJIT_ERR_HELPER;
+            break;
+        }
+        prog = st->tail_target;
+        st->tail_target = NULL;
+        st->tail_calls++;
+        st->status = EBPFJIT_OK;
+        st->fault_pc = -1;
+        st->depth = 0;
+        st->env = prog->env;
+    }
+    if (status != EBPFJIT_OK && st->status == EBPFJIT_OK)
+        st->status = status;   /* an engine returned a status without recording it */
+    if (st->status == EBPFJIT_OK)
+        st->depth = 0;   /* on a fault the frames stay described, for the error message */
+    current_state = saved;
+    return st->status;
+}
+
+/* Copies up to this size go on the C stack, so nested runs (from Python helpers) stay apart. */
+#define STACK_COPY_MAX 4096
+
+static __thread struct ebpfjit_state py_states[EBPFJIT_MAX_PY_NESTING + 1];
+static __thread uint32_t py_level;
+
+struct ebpfjit_state *ebpfjit_thread_state(void)
+{
+    return py_level < EBPFJIT_MAX_PY_NESTING ? &py_states[py_level] : NULL;
+}
+
+/* Runs with mem as the (writable) mem region; `buf` is what the program gets. */
+static uint64_t run_region(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                           uint64_t budget, uint8_t *buf, uint64_t len, int which, uint64_t r1,
+                           uint64_t r2)
+{
+    int32_t status;
+
+    if (!len)
+        buf = NULL;
+    st->budget = budget;
+    st->mem_base = (uint64_t)(uintptr_t)buf;
+    st->mem_len = len;
+    st->mem_writable = 1;
+    if (!(which & 1))
+        r1 = (uint64_t)(uintptr_t)buf;
+    if (!(which & 2))
+        r2 = len;
+    py_level++;
+    status = ebpfjit_run(prog, st, engine, r1, r2);
+    py_level--;
+    /* mem_base/mem_len stay (the buffer may be gone) only so Python can describe a fault. */
+    return status == EBPFJIT_OK ? st->r0 : EBPFJIT_RUN_FAILED;
+}
+
+static uint64_t nesting_failed(void)
+{
+    /* Too deep: report on the spare state one past the last level. */
+    struct ebpfjit_state *st = &py_states[EBPFJIT_MAX_PY_NESTING];
+    memset(st, 0, sizeof(*st));
+    st->status = EBPFJIT_ERR_HELPER;
+    st->fault_pc = -1;
+    return EBPFJIT_RUN_FAILED;
+}
+
+static uint64_t run_py(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                       uint64_t budget, const char *mem, uint64_t len, int copy, int which,
+                       uint64_t r1, uint64_t r2)
+{
+    uint8_t local[STACK_COPY_MAX] __attribute__((aligned(16)));
+    uint8_t *buf = (uint8_t *)mem, *heap = NULL;
+    uint64_t r0;
+
+    if (!st)
+        return nesting_failed();
+    if (len && copy) {
+        if (len <= STACK_COPY_MAX) {
+            buf = local;
+        } else {
+            heap = malloc(len);
+            if (!heap) {
+                ebpfjit_state_reset(st, prog->env, budget);
+                st->status = EBPFJIT_ERR_HELPER;
+                return EBPFJIT_RUN_FAILED;
+            }
+            buf = heap;
+        }
+        memcpy(buf, mem, len);
+    }
+    r0 = run_region(prog, st, engine, budget, buf, len, which, r1, r2);
+    free(heap);
+    return r0;
+}
+
+uint64_t ebpfjit_run_py(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                        uint64_t budget, char *mem, uint64_t len, int copy)
+{
+    return run_py(prog, st, engine, budget, mem, len, copy, 0, 0, 0);
+}
+
+uint64_t ebpfjit_run_py_regs(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                             uint64_t budget, char *mem, uint64_t len, int copy, int which,
+                             uint64_t r1, uint64_t r2)
+{
+    return run_py(prog, st, engine, budget, mem, len, copy, which, r1, r2);
+}
+
+uint64_t ebpfjit_run_copy(const struct ebpfjit_runner *rn, const char *mem, uint64_t len)
+{
+    return run_py(rn->prog, ebpfjit_thread_state(), rn->engine, rn->budget, mem, len, 1, 0, 0, 0);
+}
+
+uint64_t ebpfjit_run_inplace(const struct ebpfjit_runner *rn, char *mem, uint64_t len)
+{
+    struct ebpfjit_state *st = ebpfjit_thread_state();
+    if (!st)
+        return nesting_failed();
+    return run_region(rn->prog, st, rn->engine, rn->budget, (uint8_t *)mem, len, 0, 0, 0);
+}
+
+uint64_t ebpfjit_run_empty(const struct ebpfjit_runner *rn)
+{
+    struct ebpfjit_state *st = ebpfjit_thread_state();
+    if (!st)
+        return nesting_failed();
+    return run_region(rn->prog, st, rn->engine, rn->budget, NULL, 0, 0, 0, 0);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ebpfjit_run_repeat(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                            uint64_t budget, char *mem, uint64_t len, int copy, uint64_t repeat,
+                            double *ns_per_run)
+{
+    uint8_t *buf = (uint8_t *)mem, *heap = NULL;
+    uint64_t i, t0, t1, r0 = 0;
+    int32_t status = EBPFJIT_OK;
+
+    *ns_per_run = 0;
+    if (!st)
+        return nesting_failed();
+    if (len && copy) {
+        heap = malloc(len);
+        if (!heap) {
+            ebpfjit_state_reset(st, prog->env, budget);
+            st->status = EBPFJIT_ERR_HELPER;
+            return EBPFJIT_RUN_FAILED;
+        }
+        memcpy(heap, mem, len);
+        buf = heap;
+    }
+    if (!len)
+        buf = NULL;
+    st->mem_base = (uint64_t)(uintptr_t)buf;
+    st->mem_len = len;
+    st->mem_writable = 1;
+    py_level++;
+    t0 = now_ns();
+    for (i = 0; i < repeat; i++) {
+        st->budget = budget;
+        status = ebpfjit_run(prog, st, engine, (uint64_t)(uintptr_t)buf, len);
+        if (status != EBPFJIT_OK)
+            break;
+        r0 = st->r0;
+    }
+    t1 = now_ns();
+    py_level--;
+    free(heap);
+    if (i)
+        *ns_per_run = (double)(t1 - t0) / (double)i;
+    return status == EBPFJIT_OK ? r0 : EBPFJIT_RUN_FAILED;
+}

@@ -1,0 +1,92 @@
+/* runtime_api.h: runtime.c exports beyond the core ABI of ebpfjit_rt.h (owned by the runtime).
+ *
+ * Declared here (not in ebpfjit_rt.h) because they serve the Python glue and the JIT's calls into
+ * C; csrc/cdef/10_runtime.h mirrors this file for cffi.
+ *
+ * Conventions both engines follow, so that they fail identically:
+ *  - Budget: a taken backward jump (target pc <= pc), a local call, a helper call and a callx
+ *    each do `if (--st->budget == 0) fault(EBPFJIT_ERR_BUDGET, pc)` BEFORE anything else the
+ *    instruction does (so a call that would also exceed the depth reports BUDGET).
+ *  - Local call: then `if (depth == EBPFJIT_MAX_FRAMES) fault(EBPFJIT_ERR_CALL_DEPTH, pc)`.
+ *  - Helper faults: helpers do not know the pc, they call ebpfjit_fault(st, ..., pc = -1, ...).
+ *    After every helper call (and callx) an engine does
+ *        if (st->status) return ebpfjit_helper_status(st, pc);
+ *    which fills in the call's pc and returns the status (EBPFJIT_TAIL_CALL included), and it
+ *    reloads st->mem_base/mem_len/mem_writable and st->budget (a helper may change them).
+ *  - Fall-off: fault_pc is the pc of the function's last instruction (the one that ran past).
+ *  - Jump / call target outside the program or into an lddw's second slot: EBPFJIT_ERR_BAD_INSN
+ *    at the jump's pc when it executes (decode validation normally rejects these).
+ *  - lddw src=1/2 with imm >= env->nmaps or a NULL map (src=2: NULL values):
+ *    EBPFJIT_ERR_BAD_INSN, fault_info = the map index; src 3..6: EBPFJIT_ERR_BAD_INSN.
+ *  - Stack frames are zeroed on entry (deterministic results without a verifier).
+ */
+#ifndef EBPFJIT_RUNTIME_API_H
+#define EBPFJIT_RUNTIME_API_H
+
+#include "ebpfjit_rt.h"
+
+/* Returned by ebpfjit_run_py* when the run did not end with EBPFJIT_OK; the caller then checks
+ * st->status (a successful run may legitimately return this value too). */
+#define EBPFJIT_RUN_FAILED 0xebf0fa17ebf0fa17ULL
+
+/* Legacy packet load (LD_ABS / LD_IND) on the mem region, for both engines.
+ * `offset` is imm (LD_ABS) or src + imm (LD_IND) computed in 64 bits; as in the kernel only its
+ * low 32 bits count, as a signed int. size is 1, 2 or 4. Returns the big-endian value
+ * zero-extended. When [offset, offset+size) is not inside the mem region it sets *ok = 0 and
+ * returns 0: the engine must then end the whole run with r0 = 0 and EBPFJIT_OK (kernel
+ * behaviour, not a fault); otherwise *ok = 1. `pc` is accepted for future diagnostics. */
+uint64_t ebpfjit_ld_packet(struct ebpfjit_state *st, uint64_t offset, uint32_t size, int32_t pc,
+                           int *ok);
+
+/* After a helper left st->status != 0: sets fault_pc = pc if the helper left it at -1 and
+ * returns st->status. */
+int32_t ebpfjit_helper_status(struct ebpfjit_state *st, int32_t pc);
+
+/* Defined by cffi (extern "Python+C" in cdef/10_runtime.h): calls the Python callable
+ * registered for `id` in `env`. */
+uint64_t ebpfjit_py_helper(struct ebpfjit_env *env, uint32_t id, uint64_t r1, uint64_t r2,
+                           uint64_t r3, uint64_t r4, uint64_t r5);
+
+/* The C trampoline for helper id (each id has its own, so the 5-argument signature is kept and
+ * the id is known), or NULL if id >= EBPFJIT_MAX_HELPERS. */
+ebpfjit_helper_fn ebpfjit_py_trampoline(uint32_t id);
+
+/* One run from Python: state reset (budget), mem region = [mem, mem+len) (writable); with
+ * `copy` the program gets a private copy of mem. r1 = mem pointer (0 if len == 0), r2 = len.
+ * Returns r0, or EBPFJIT_RUN_FAILED with st->status set. */
+uint64_t ebpfjit_run_py(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                        uint64_t budget, char *mem, uint64_t len, int copy);
+/* Same with r1 (which & 1) and/or r2 (which & 2) given explicitly. */
+uint64_t ebpfjit_run_py_regs(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                             uint64_t budget, char *mem, uint64_t len, int copy, int which,
+                             uint64_t r1, uint64_t r2);
+
+/* Fast entry from Python: a runner is a (program, engine, budget) triple prepared once, and the
+ * state is this thread's (see ebpfjit_thread_state). run_copy gives the program a private copy
+ * of mem; run_inplace lets it modify mem; run_empty runs with r1 = r2 = 0 and no mem region.
+ * Return r0, or EBPFJIT_RUN_FAILED with ebpfjit_thread_state()->status set. */
+struct ebpfjit_runner {
+    struct ebpfjit_prog *prog;
+    uint64_t budget;
+    int32_t engine;
+    int32_t reserved;
+};
+uint64_t ebpfjit_run_copy(const struct ebpfjit_runner *rn, const char *mem, uint64_t len);
+uint64_t ebpfjit_run_inplace(const struct ebpfjit_runner *rn, char *mem, uint64_t len);
+uint64_t ebpfjit_run_empty(const struct ebpfjit_runner *rn);
+
+/* This thread's run state at the current nesting level: every Python entry point runs on the
+ * state one level deeper while it runs, so a Python helper can start a nested run without
+ * clobbering the outer one, and right after an entry point returns this is the state it used.
+ * NULL when nesting exceeds EBPFJIT_MAX_PY_NESTING. */
+#define EBPFJIT_MAX_PY_NESTING 16
+struct ebpfjit_state *ebpfjit_thread_state(void);
+
+/* Benchmark loop: `repeat` runs over one buffer (a copy of mem made once if `copy`), timed with
+ * CLOCK_MONOTONIC. Stops at the first failing run. Returns r0 of the last run (or
+ * EBPFJIT_RUN_FAILED with st->status set) and the mean ns per run in *ns_per_run. */
+uint64_t ebpfjit_run_repeat(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                            uint64_t budget, char *mem, uint64_t len, int copy, uint64_t repeat,
+                            double *ns_per_run);
+
+#endif

@@ -1,0 +1,480 @@
+"""The Python face of the C runtime `ebpfjit._rt`: envs (helpers, maps, regions), loaded programs,
+runs on either engine, fault -> ExecutionError, and the layout/symbol facts the JIT builds on.
+
+This is the only module that imports `ebpfjit._rt`.
+
+Must not import: lower, jit, kernel, cli, program.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ._rt import ffi, lib
+from .errors import EbpfError, ExecutionError
+
+U64 = (1 << 64) - 1
+MAX_HELPERS = lib.EBPFJIT_MAX_HELPERS
+MAX_FRAMES = lib.EBPFJIT_MAX_FRAMES
+STACK_SIZE = lib.EBPFJIT_STACK_SIZE
+DEFAULT_BUDGET = lib.EBPFJIT_DEFAULT_BUDGET
+ENGINE_INTERP = lib.EBPFJIT_ENGINE_INTERP
+ENGINE_JIT = lib.EBPFJIT_ENGINE_JIT
+_RUN_FAILED = lib.EBPFJIT_RUN_FAILED
+_run_copy = lib.ebpfjit_run_copy
+_run_inplace = lib.ebpfjit_run_inplace
+_run_empty = lib.ebpfjit_run_empty
+_from_buffer = ffi.from_buffer
+
+KINDS = {
+    lib.EBPFJIT_ERR_OOB_LOAD: "oob_load",
+    lib.EBPFJIT_ERR_OOB_STORE: "oob_store",
+    lib.EBPFJIT_ERR_UNKNOWN_HELPER: "unknown_helper",
+    lib.EBPFJIT_ERR_CALL_DEPTH: "call_depth",
+    lib.EBPFJIT_ERR_BUDGET: "budget",
+    lib.EBPFJIT_ERR_HELPER: "helper",
+    lib.EBPFJIT_ERR_FALL_OFF: "fall_off",
+    lib.EBPFJIT_ERR_BAD_INSN: "bad_insn",
+}
+
+# Per thread: the exception a Python helper raised during the current run.
+_tls = threading.local()
+# Env pointer address -> Env, so the C trampolines find the Python callables of the running env.
+_ENVS: weakref.WeakValueDictionary[int, Env] = weakref.WeakValueDictionary()
+
+
+def thread_state():
+    """This thread's `struct ebpfjit_state *` at the current nesting level: the state the next
+    run from Python uses, and right after a run returns, the state it used (C thread-local)."""
+    st = lib.ebpfjit_thread_state()
+    if st == ffi.NULL:
+        raise ExecutionError(f"runs nested more than {lib.EBPFJIT_MAX_PY_NESTING} deep through "
+                             "Python helpers", kind="helper")
+    return st
+
+
+def _addr(ptr) -> int:
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+@ffi.def_extern()
+def ebpfjit_py_helper(env, helper_id, r1, r2, r3, r4, r5):
+    owner = _ENVS.get(_addr(env))
+    fn = owner._py_helpers.get(helper_id) if owner is not None else None
+    try:
+        if fn is None:
+            raise EbpfError(f"no Python callable registered for helper {helper_id}")
+        rv = fn(r1, r2, r3, r4, r5)
+        return 0 if rv is None else int(rv) & U64
+    except BaseException as exc:   # noqa: B036 - must never unwind through C
+        _tls.helper_exc = exc
+        st = lib.ebpfjit_current()
+        if st != ffi.NULL:
+            lib.ebpfjit_fault(st, lib.EBPFJIT_ERR_HELPER, -1, 0, 0)
+            st.fault_info = helper_id
+        return 0
+
+
+class Env:
+    """A `struct ebpfjit_env`: helper table, maps and memory regions shared by programs.
+
+    Starts with an empty helper table. Freed when the Env is garbage-collected (programs keep
+    their Env alive).
+    """
+
+    def __init__(self) -> None:
+        ptr = lib.ebpfjit_env_new()
+        if ptr == ffi.NULL:
+            raise MemoryError("ebpfjit_env_new failed")
+        self.ptr = ffi.gc(ptr, lib.ebpfjit_env_free)
+        self._py_helpers: dict[int, Callable[..., Any]] = {}
+        self._keep: dict[Any, Any] = {}
+        self._maps_array = None
+        _ENVS[_addr(self.ptr)] = self
+
+    def register_helper(self, helper_id: int, fn: Callable[..., Any] | int | Any) -> None:
+        """Install helper `helper_id`.
+
+        Args:
+            helper_id: 0 <= id < EBPFJIT_MAX_HELPERS.
+            fn: a Python callable `fn(r1, r2, r3, r4, r5) -> int | None` (slow path; an exception
+                stops the run with an ExecutionError chained to it), a cffi function-pointer
+                cdata, or the int address of a C `uint64_t f(uint64_t x5)`.
+        """
+        helper_id = _check_id(helper_id)
+        if isinstance(fn, bool):
+            raise TypeError("helper must be a callable, a cffi function pointer or an address")
+        if isinstance(fn, int):
+            if fn == 0:
+                raise ValueError("helper address must not be 0")
+            ptr = ffi.cast("ebpfjit_helper_fn", fn)
+            self._py_helpers.pop(helper_id, None)
+        elif isinstance(fn, ffi.CData):
+            ptr = ffi.cast("ebpfjit_helper_fn", fn)
+            self._py_helpers.pop(helper_id, None)
+        elif callable(fn):
+            ptr = lib.ebpfjit_py_trampoline(helper_id)
+            self._py_helpers[helper_id] = fn
+        else:
+            raise TypeError("helper must be a callable, a cffi function pointer or an address")
+        self._keep[("helper", helper_id)] = fn
+        self.ptr.helpers[helper_id] = ptr
+
+    def unregister_helper(self, helper_id: int) -> None:
+        helper_id = _check_id(helper_id)
+        self.ptr.helpers[helper_id] = ffi.NULL
+        self._py_helpers.pop(helper_id, None)
+        self._keep.pop(("helper", helper_id), None)
+
+    def has_helper(self, helper_id: int) -> bool:
+        return 0 <= helper_id < MAX_HELPERS and self.ptr.helpers[helper_id] != ffi.NULL
+
+    def helper_address(self, helper_id: int) -> int:
+        """Address of the C function installed for `helper_id` (0 if none)."""
+        return _addr(self.ptr.helpers[_check_id(helper_id)])
+
+    def add_region(self, base: int | Any, length: int, writable: bool) -> None:
+        """Let programs of this env touch [base, base+length). `base` is an address, a cdata
+        pointer, or a buffer object (kept alive by the Env)."""
+        if isinstance(base, int):
+            address = base
+        elif isinstance(base, ffi.CData):
+            address = _addr(base)
+            self._keep[("region", len(self._keep))] = base
+        else:
+            buf = ffi.from_buffer(base, require_writable=bool(writable))
+            address = _addr(buf)
+            self._keep[("region", len(self._keep))] = buf
+        if length < 0:
+            raise ValueError(f"region length {length} is negative")
+        if lib.ebpfjit_env_add_region(self.ptr, address, length, 1 if writable else 0) != 0:
+            raise EbpfError(f"too many env regions (at most {lib.EBPFJIT_MAX_ENV_REGIONS})")
+
+    def set_maps(self, maps: Sequence[Any]) -> None:
+        """Set the table `lddw` src=1/2 indexes: map pointers (cdata or int addresses)."""
+        items = [ffi.cast("void *", m) for m in maps]
+        arr = ffi.new("void *[]", items) if items else ffi.NULL
+        self.ptr.maps = arr
+        self.ptr.nmaps = len(items)
+        self._maps_array = (arr, list(maps))
+
+
+def _check_id(helper_id: int) -> int:
+    if not isinstance(helper_id, int) or not 0 <= helper_id < MAX_HELPERS:
+        raise ValueError(f"helper id {helper_id!r} out of range 0..{MAX_HELPERS - 1}")
+    return helper_id
+
+
+def _mem_args(mem) -> tuple[Any, int, int]:
+    """(pointer argument, length, copy flag) for a run's memory."""
+    if type(mem) is bytes:
+        return mem, len(mem), 1
+    if type(mem) is bytearray:
+        buf = ffi.from_buffer(mem)
+        return buf, len(buf), 0
+    if isinstance(mem, (bytearray, memoryview)) or hasattr(mem, "__buffer__") or _is_buffer(mem):
+        if isinstance(mem, memoryview) and mem.readonly:
+            buf = ffi.from_buffer(mem)
+            return buf, len(buf), 1
+        try:
+            buf = ffi.from_buffer(mem, require_writable=True)
+            return buf, len(buf), 0
+        except (TypeError, BufferError):
+            buf = ffi.from_buffer(mem)
+            return buf, len(buf), 1
+    raise TypeError(f"mem must be bytes or a buffer, not {type(mem).__name__}")
+
+
+def _is_buffer(obj) -> bool:
+    try:
+        memoryview(obj)
+    except TypeError:
+        return False
+    return True
+
+
+class LoadedProgram:
+    """A `struct ebpfjit_prog`: a private copy of the bytecode, its interpreter predecode, and
+    optionally the JIT's machine code, bound to an Env."""
+
+    def __init__(self, code: bytes, env: Env, prog_type: int = 0) -> None:
+        code = bytes(code)
+        if len(code) % 8 or not code:
+            raise EbpfError(f"bytecode length {len(code)} is not a positive multiple of 8")
+        self.env = env
+        self.code = code
+        self._code = ffi.new("uint8_t[]", code)
+        self.ptr = ffi.new("struct ebpfjit_prog *")
+        self.ptr.code = self._code
+        self.ptr.nslots = len(code) // 8
+        self.ptr.prog_type = prog_type
+        self.ptr.env = env.ptr
+        self._jit_keep = None
+        self._jit_address = None
+        self._rn_interp = ffi.new("struct ebpfjit_runner *",
+                                  {"prog": self.ptr, "budget": DEFAULT_BUDGET,
+                                   "engine": ENGINE_INTERP})
+        self._rn_jit = None
+        if lib.ebpfjit_interp_prepare(self.ptr) != 0:
+            raise MemoryError("ebpfjit_interp_prepare failed")
+        self._bind_run()
+
+    def __del__(self) -> None:
+        ptr = getattr(self, "ptr", None)
+        if ptr is not None:
+            lib.ebpfjit_interp_release(ptr)
+
+    def set_jit_function(self, address: int, keepalive: object) -> None:
+        """Use the machine code at `address` (`int32_t fn(st, r1, r2)`) for engine="jit";
+        `keepalive` (the JIT's engine/tracker) lives as long as this program."""
+        self.ptr.jit_fn = ffi.cast("ebpfjit_jit_fn", address) if address else ffi.NULL
+        self._jit_keep = keepalive
+        self._rn_jit = (ffi.new("struct ebpfjit_runner *",
+                                {"prog": self.ptr, "budget": DEFAULT_BUDGET, "engine": ENGINE_JIT})
+                        if address else None)
+        self._bind_run()
+
+    def run(self, mem=b"", engine: str = "interp", budget: int | None = None,
+            r1: int | None = None, r2: int | None = None) -> int:
+        """Run once; return r0 as an unsigned 64-bit int.
+
+        r1 = a pointer to `mem` (a private copy of bytes; writable buffers such as bytearray are
+        used in place), r2 = len(mem); empty mem gives r1 = r2 = 0. `r1`/`r2` override them.
+        `budget` bounds back-edges + calls (default 1e8). Raises ExecutionError on a fault.
+
+        (Each instance shadows this method with a closure from `_bind_run`, the fast path.)
+        """
+        return self._run_slow(mem, engine, budget, r1, r2)
+
+    def _bind_run(self) -> None:
+        # A closure reads its constants as cell variables, cheaper than self/global lookups;
+        # a run costs a Python call plus one cffi call of at most 3 arguments (cffi passes 2+
+        # arguments through a tuple). It must hold self strongly: `LoadedProgram(...).run()`
+        # would otherwise free the program in the middle of its run. The cycle is collected.
+        rn_interp, rn_jit = self._rn_interp, self._rn_jit
+        run_copy, run_inplace, run_empty = _run_copy, _run_inplace, _run_empty
+        from_buffer, failed, prog = ffi.from_buffer, _RUN_FAILED, self
+
+        def run(mem=b"", engine="interp", budget=None, r1=None, r2=None):
+            # Every test here costs ~10-20 ns on this Python: keep the common case shortest.
+            if engine == "interp":
+                rn = rn_interp
+            elif engine == "jit" and rn_jit is not None:
+                rn = rn_jit
+            else:
+                return prog._run_slow(mem, engine, budget, r1, r2)
+            if budget is r1 is r2 is None:
+                t = type(mem)
+                if t is bytes:
+                    r0 = run_copy(rn, mem, len(mem)) if mem else run_empty(rn)
+                elif t is bytearray:
+                    r0 = run_inplace(rn, from_buffer(mem), len(mem)) if mem else run_empty(rn)
+                else:
+                    return prog._run_slow(mem, engine, budget, r1, r2)
+                if r0 != failed:
+                    return r0
+                st = lib.ebpfjit_thread_state()
+                if st.status:
+                    prog._raise(st, DEFAULT_BUDGET)
+                return r0
+            return prog._run_slow(mem, engine, budget, r1, r2)
+
+        run.__doc__ = LoadedProgram.run.__doc__
+        self.run = run
+
+    def _run_slow(self, mem, engine, budget, r1, r2) -> int:
+        if engine == "interp":
+            e = ENGINE_INTERP
+        elif engine == "jit":
+            e = ENGINE_JIT
+            if self.ptr.jit_fn == ffi.NULL:
+                raise EbpfError("engine 'jit' requested but no JIT function is set")
+        else:
+            raise ValueError(f"unknown engine {engine!r} (expected 'interp' or 'jit')")
+        if budget is None:
+            budget = DEFAULT_BUDGET
+        elif budget < 1:
+            raise ValueError(f"budget must be >= 1, not {budget}")
+        buf, n, copy = _mem_args(mem)
+        st = thread_state()
+        if r1 is None and r2 is None:
+            r0 = lib.ebpfjit_run_py(self.ptr, st, e, budget, buf, n, copy)
+        else:
+            r0 = lib.ebpfjit_run_py_regs(self.ptr, st, e, budget, buf, n, copy,
+                                         (r1 is not None) | (r2 is not None) << 1,
+                                         (r1 or 0) & U64, (r2 or 0) & U64)
+        if r0 == _RUN_FAILED:
+            st = lib.ebpfjit_thread_state()
+            if st.status:
+                self._raise(st, budget)
+        return r0
+
+    def _raise(self, st, budget: int):
+        err = fault_to_error(st, self._insns(), budget=budget)
+        cause = _tls.__dict__.pop("helper_exc", None)
+        if cause is not None and st.status == lib.EBPFJIT_ERR_HELPER:
+            if not isinstance(cause, Exception):
+                raise cause    # KeyboardInterrupt, SystemExit: not the program's fault
+            raise err from cause
+        raise err
+
+    def _insns(self):
+        try:
+            from .insn import decode
+            return decode(self.code, validate=False)
+        except EbpfError:
+            return None
+
+    def run_repeat(self, mem=b"", repeat: int = 1000, engine: str = "interp",
+                   budget: int | None = None) -> tuple[int, float]:
+        """Run `repeat` times in a C loop over one buffer; return (r0, mean ns per run).
+
+        The buffer is shared by the runs (bytes are copied once), so stores accumulate.
+        """
+        st = thread_state()
+        e = {"interp": ENGINE_INTERP, "jit": ENGINE_JIT}.get(engine)
+        if e is None:
+            raise ValueError(f"unknown engine {engine!r} (expected 'interp' or 'jit')")
+        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise EbpfError("engine 'jit' requested but no JIT function is set")
+        budget = DEFAULT_BUDGET if budget is None else budget
+        if budget < 1 or repeat < 1:
+            raise ValueError("budget and repeat must be >= 1")
+        buf, n, copy = _mem_args(mem)
+        ns = ffi.new("double *")
+        r0 = lib.ebpfjit_run_repeat(self.ptr, st, e, budget, buf, n, copy, repeat, ns)
+        if r0 == _RUN_FAILED and lib.ebpfjit_thread_state().status:
+            self._raise(lib.ebpfjit_thread_state(), budget)
+        return r0, ns[0]
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _where(st, addr: int, size: int) -> str:
+    """Say where an address is relative to the memory a program knows."""
+    if addr < 4096:
+        return "null pointer"
+    base, length = st.mem_base, st.mem_len
+    if length and base - 65536 <= addr <= base + length + 65536:
+        off = addr - base
+        return f"mem{off:+#x}, mem is {length} bytes"
+    depth = min(st.depth, MAX_FRAMES)
+    for i in range(depth - 1, -1, -1):
+        lo = st.frame_lo[i]
+        if lo and lo - 65536 <= addr <= lo + STACK_SIZE + 65536:
+            frame = "" if i == depth - 1 else f" of frame {i}"
+            return f"r10{addr - (lo + STACK_SIZE):+d}{frame}"
+    return ""
+
+
+def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = None
+                   ) -> ExecutionError:
+    """The ExecutionError describing the fault recorded in `st` (a `struct ebpfjit_state *`).
+
+    `insns` (decoded instructions) and `budget` (the run's initial budget) sharpen the message.
+    """
+    status = st.status
+    pc = st.fault_pc if st.fault_pc >= 0 else None
+    kind = KINDS.get(status, "fault")
+    addr, size, info = st.fault_addr, st.fault_size, st.fault_info
+    insn = None
+    if insns is not None and pc is not None:
+        from .insn import iter_pcs
+        insn = next((i for p, i in iter_pcs(insns) if p == pc), None)
+    if status in (lib.EBPFJIT_ERR_OOB_LOAD, lib.EBPFJIT_ERR_OOB_STORE):
+        what = "load" if status == lib.EBPFJIT_ERR_OOB_LOAD else "store"
+        where = _where(st, addr, size)
+        message = (f"out-of-bounds {what} of {size} bytes at {addr:#x} "
+                   f"({where + '; ' if where else ''}not in stack, memory or any map)")
+        return ExecutionError(message, kind=kind, pc=pc, addr=addr, size=size)
+    if status == lib.EBPFJIT_ERR_UNKNOWN_HELPER:
+        message = f"unknown helper {_s32(info) if info >> 32 in (0, 0xFFFFFFFF) else info}"
+    elif status == lib.EBPFJIT_ERR_CALL_DEPTH:
+        message = f"call depth exceeds {MAX_FRAMES} frames"
+    elif status == lib.EBPFJIT_ERR_BUDGET:
+        message = (f"budget of {budget} back-edges/calls exhausted" if budget is not None
+                   else "budget of back-edges/calls exhausted")
+    elif status == lib.EBPFJIT_ERR_HELPER:
+        helper = info
+        if insn is not None and insn.opcode == 0x85 and insn.src == 0:
+            helper = insn.imm
+        message = f"helper {helper} failed"
+        cause = _tls.__dict__.get("helper_exc")
+        if cause is not None:
+            message += f": {type(cause).__name__}: {cause}"
+    elif status == lib.EBPFJIT_ERR_FALL_OFF:
+        message = "control runs past the end of the function (no exit or ja at its end)"
+    elif status == lib.EBPFJIT_ERR_BAD_INSN:
+        message = _bad_insn_message(insn, info)
+    else:
+        message = f"run failed with status {status}"
+    return ExecutionError(message, kind=kind, pc=pc, addr=addr or None, size=size or None)
+
+
+def _bad_insn_message(insn, info: int) -> str:
+    if insn is None:
+        return f"instruction cannot be executed (info {info:#x})"
+    if insn.opcode == 0x18:
+        if insn.src in (1, 2):
+            return f"lddw refers to map index {info}, which is not loaded"
+        return f"lddw with src={insn.src} (pseudo form) cannot be executed"
+    if insn.opcode == 0x85 and insn.src == 2:
+        return f"kfunc calls are not supported (btf id {insn.imm})"
+    target = insn.branch_target(0) if hasattr(insn, "branch_target") else None
+    if target is not None:
+        return "jump or call target outside the program or inside an lddw"
+    return f"instruction {insn.opcode:#04x} cannot be executed"
+
+
+# --- facts for the JIT -----------------------------------------------------------------------
+
+_JIT_SYMBOLS = ("ebpfjit_access_ok", "ebpfjit_fault", "ebpfjit_call_helper", "ebpfjit_ld_packet",
+                "ebpfjit_helper_status", "ebpfjit_current")
+
+
+def helper_symbols() -> dict[str, int]:
+    """Addresses of the C functions jitted code calls (see csrc/runtime_api.h for contracts)."""
+    return {name: _addr(ffi.addressof(lib, name)) for name in _JIT_SYMBOLS}
+
+
+_STATE_FIELDS = ("r0", "status", "fault_pc", "fault_addr", "fault_size", "fault_info", "budget",
+                 "depth", "tail_calls", "mem_base", "mem_len", "mem_writable", "frame_lo",
+                 "nregions", "cpu", "regions", "env", "tail_target", "run_ctx", "user")
+
+
+def state_layout() -> dict[str, int]:
+    """Byte offsets and sizes of the runtime structs, from the compiled C (one source of truth).
+
+    Keys: "state.<field>" for every field of struct ebpfjit_state (also plain "<field>"),
+    "env.helpers", "env.maps", "env.nmaps", "env.nregions", "env.regions",
+    "map_base.values" (and its other fields), "prog.<field>", "region.<field>",
+    and "sizeof.state", "sizeof.env", "sizeof.map_base", "sizeof.prog", "sizeof.region",
+    "sizeof.frame" (EBPFJIT_STACK_SIZE).
+    """
+    out: dict[str, int] = {}
+    for name in _STATE_FIELDS:
+        off = ffi.offsetof("struct ebpfjit_state", name)
+        out["state." + name] = off
+        out[name] = off
+    for name in ("helpers", "maps", "nmaps", "nregions", "regions", "user"):
+        out["env." + name] = ffi.offsetof("struct ebpfjit_env", name)
+    for name in ("type", "key_size", "value_size", "max_entries", "flags", "index", "values"):
+        out["map_base." + name] = ffi.offsetof("struct ebpfjit_map_base", name)
+    for name in ("code", "nslots", "prog_type", "interp", "jit_fn", "env"):
+        out["prog." + name] = ffi.offsetof("struct ebpfjit_prog", name)
+    for name in ("base", "len", "writable"):
+        out["region." + name] = ffi.offsetof("struct ebpfjit_region", name)
+    out["sizeof.state"] = ffi.sizeof("struct ebpfjit_state")
+    out["sizeof.env"] = ffi.sizeof("struct ebpfjit_env")
+    out["sizeof.map_base"] = ffi.sizeof("struct ebpfjit_map_base")
+    out["sizeof.prog"] = ffi.sizeof("struct ebpfjit_prog")
+    out["sizeof.region"] = ffi.sizeof("struct ebpfjit_region")
+    out["sizeof.frame"] = STACK_SIZE
+    return out
