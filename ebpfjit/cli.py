@@ -76,7 +76,10 @@ def cmd_disasm(args) -> int:
 
 def _mem_from_args(args, default: bytes | None) -> bytearray:
     if args.mem is not None:
-        return bytearray.fromhex(args.mem)
+        try:
+            return bytearray.fromhex(args.mem)
+        except ValueError as exc:
+            raise EbpfError(f"--mem: {exc}") from None
     if args.mem_file is not None:
         return bytearray(_read_input(args.mem_file))
     return bytearray(default or b"")
