@@ -49,6 +49,8 @@ def _program(text):
 
 
 def _report(benchmark, name, insns):
+    if benchmark.stats is None:      # --benchmark-disable: the smoke run measures nothing
+        return
     ns = benchmark.stats.stats.min * 1e9
     benchmark.extra_info["ns_per_insn"] = ns / insns
     print(f"\n{name}: {ns / insns:.2f} ns/insn, {insns / ns * 1e3:.0f} M insns/s (C timing loop)")
