@@ -32,6 +32,7 @@ from elftools.elf.elffile import ELFFile
 
 from .btf import Btf, BtfExt, BtfType, Kind
 from .errors import ElfError
+from .isa import LDDW
 from .spec import (
     BPF_F_MMAPABLE,
     BPF_F_RDONLY_PROG,
@@ -74,7 +75,7 @@ _RELOC_NAMES = {R_BPF_NONE: "R_BPF_NONE", R_BPF_64_64: "R_BPF_64_64", R_BPF_64_A
 
 INSN_SIZE = 8
 _MAX_NOBITS = 1 << 26
-OP_LDDW = 0x18
+OP_LDDW = LDDW
 OP_CALL = 0x85
 
 TEXT = ".text"

@@ -23,6 +23,7 @@ from .isa import (
     ATOMIC_IMMS,
     ENDIAN_WIDTHS,
     FRAME_POINTER,
+    LDDW,
     MOVSX_OFFS_32,
     MOVSX_OFFS_64,
     OPCODES,
@@ -65,7 +66,7 @@ class Instruction:
 
     @property
     def slots(self) -> int:
-        return 2 if self.opcode == 0x18 else 1
+        return 2 if self.opcode == LDDW else 1
 
     @property
     def imm_lo(self) -> int:
@@ -79,7 +80,7 @@ class Instruction:
 
     def encode(self) -> bytes:
         regs = (self.dst & 0xF) | ((self.src & 0xF) << 4)
-        if self.opcode == 0x18:
+        if self.opcode == LDDW:
             return (SLOT.pack(self.opcode, regs, self.off, self.imm_lo)
                     + SLOT.pack(0, 0, 0, self.imm_hi))
         return SLOT.pack(self.opcode, regs, self.off, self.imm)
@@ -199,7 +200,7 @@ def decode(code: bytes, *, validate: bool = True) -> list[Instruction]:
     while pc < nslots:
         opcode, regs, off, imm = SLOT.unpack_from(code, pc * SLOT_SIZE)
         insn = Instruction(opcode, regs & 0xF, regs >> 4, off, imm)
-        if opcode == 0x18:
+        if opcode == LDDW:
             if pc + 1 >= nslots:
                 raise DecodeError("lddw is missing its second slot", pc)
             op2, regs2, off2, imm2 = SLOT.unpack_from(code, (pc + 1) * SLOT_SIZE)

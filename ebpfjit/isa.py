@@ -283,6 +283,7 @@ def _build_table() -> dict[int, OpInfo]:
 
 
 OPCODES: dict[int, OpInfo] = _build_table()
+LDDW = Mode.IMM | Size.DW | Class.LD   # 0x18, the only two-slot instruction
 BY_NAME: dict[str, OpInfo] = {info.name: info for info in OPCODES.values()}
 
 # Helper ids the conformance suite relies on (helper 5 returns its first argument).

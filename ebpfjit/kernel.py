@@ -20,7 +20,20 @@ from typing import NamedTuple
 
 from ebpfjit.btf import Kind as BtfKind
 from ebpfjit.errors import KernelError, KernelUnavailable, MapError
-from ebpfjit.spec import PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, MapType, ObjectSpec, ProgType
+from ebpfjit.isa import LDDW
+from ebpfjit.spec import (
+    BPF_ANY,
+    BPF_EXIST,
+    BPF_F_LOCK,
+    BPF_NOEXIST,
+    ENOTSUPP,
+    PSEUDO_MAP_FD,
+    PSEUDO_MAP_VALUE,
+    MapSpec,
+    MapType,
+    ObjectSpec,
+    ProgType,
+)
 
 __all__ = [
     "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_F_LOCK", "BPF_F_TEST_RUN_ON_CPU", "BPF_F_SLEEPABLE",
@@ -44,11 +57,6 @@ class Cmd(enum.IntEnum):
     MAP_FREEZE = 22
 
 
-# BPF_MAP_UPDATE_ELEM flags.
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-BPF_F_LOCK = 4
 # BPF_PROG_LOAD prog_flags.
 BPF_F_SLEEPABLE = 1 << 4
 # BPF_PROG_TEST_RUN flags.
@@ -58,11 +66,9 @@ BPF_LOG_LEVEL1 = 1
 BPF_LOG_LEVEL2 = 2
 BPF_LOG_STATS = 4
 
-# The kernel-internal "operation not supported" code, which bpf(2) leaks to userspace (e.g. a
-# test run of a program type that has no test_run hook).
-_ENOTSUPP = 524
+_ENOTSUPP = ENOTSUPP
 _OBJ_NAME_LEN = 16
-_LDDW = 0x18
+_LDDW = LDDW
 _INSN = struct.Struct("<BBhi")
 
 _PERCPU_TYPES = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH,

@@ -16,12 +16,9 @@ from typing import Any
 
 from ._rt import ffi, lib
 from .errors import MapError
-from .spec import MapSpec, MapType
+from .spec import BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, ENOTSUPP, MapSpec, MapType
 
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-BPF_F_LOCK = 4
+__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_F_LOCK", "BPF_NOEXIST", "Map", "default_ncpus"]
 BPF_RB_NO_WAKEUP = 1
 BPF_RB_FORCE_WAKEUP = 2
 BPF_RB_AVAIL_DATA = 0
@@ -29,7 +26,6 @@ BPF_RB_RING_SIZE = 1
 BPF_RB_CONS_POS = 2
 BPF_RB_PROD_POS = 3
 
-ENOTSUPP = 524    # kernel-internal, leaked by bpf(2) (e.g. LRU maps with BPF_F_NO_PREALLOC)
 
 PERCPU_TYPES = frozenset({MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH})
 ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY})

@@ -87,6 +87,14 @@ class ProgType(enum.IntEnum):
     NETFILTER = 32
 
 
+# BPF_MAP_UPDATE_ELEM flags.
+BPF_ANY = 0
+BPF_NOEXIST = 1
+BPF_EXIST = 2
+BPF_F_LOCK = 4
+# The kernel-internal "operation not supported" errno, which bpf(2) leaks to userspace.
+ENOTSUPP = 524
+
 # BPF_F_* map_flags we interpret (uapi/linux/bpf.h).
 BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_NO_COMMON_LRU = 1 << 1
