@@ -41,7 +41,8 @@ def make_ffibuilder(absolute_paths: bool = False) -> FFI:
         include_dirs=[path(HERE)],
         extra_compile_args=(["-O0", "-g", "-fsanitize=address,undefined"] if debug
                             else ["-O2", "-g0", "-std=gnu11", "-Wall", "-Wextra",
-                                  "-Wno-unused-parameter", "-fno-strict-aliasing"]),
+                                  "-Wno-unused-parameter", "-fno-strict-aliasing",
+                                  "-fno-semantic-interposition"]),
         extra_link_args=(["-fsanitize=address,undefined"] if debug else []),
         libraries=["pthread"],
     )

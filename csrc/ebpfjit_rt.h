@@ -22,6 +22,7 @@
 #define EBPFJIT_MAX_ENV_REGIONS 256   /* per-object regions: map value arenas, ringbuf data */
 #define EBPFJIT_MAX_TAIL_CALLS 33     /* MAX_TAIL_CALL_CNT */
 #define EBPFJIT_DEFAULT_BUDGET 100000000ULL
+#define EBPFJIT_MAX_HELD_LOCKS 4      /* bpf_spin_locks one run may hold at once */
 
 /* Status codes returned by every engine entry point. */
 enum ebpfjit_status {
@@ -44,6 +45,18 @@ struct ebpfjit_state;
 
 /* A compiled program: `int32_t fn(st, r1, r2)` returns a status; r0 is left in st->r0. */
 typedef int32_t (*ebpfjit_jit_fn)(struct ebpfjit_state *st, uint64_t r1, uint64_t r2);
+/* The JIT's callback entry (`ebpf_callback` in the object): runs the function starting at slot
+ * `pc` (a callback target) in frame st->depth - 1 and returns its r0; a fault is left in
+ * st->status. Called only by ebpfjit_invoke_callback, which validated pc and counted the frame. */
+typedef uint64_t (*ebpfjit_jit_callback_fn)(struct ebpfjit_state *st, uint64_t pc, uint64_t r1,
+                                            uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
+#define EBPFJIT_HAVE_CALLBACKS 1
+/* `lddw rX, func` (src=4, imm = slot offset: target = pc + 1 + imm) yields
+ * EBPFJIT_CALLBACK_TAG | the target's absolute slot: a constant, so jitted code stays
+ * process-independent. Callable targets are the functions other than pc 0 (targets of local
+ * calls and of lddw src=4); ebpfjit_invoke_callback (helpers_misc.c) runs them. */
+#define EBPFJIT_CALLBACK_TAG 0xcb0fca11b0000000ULL
+#define EBPFJIT_CALLBACK_PC_MASK 0x0fffffffULL
 
 /* A range of memory a program may touch. */
 struct ebpfjit_region {
@@ -83,6 +96,7 @@ struct ebpfjit_prog {
     void *interp;                   /* interpreter's predecoded form (owned by interp.c) */
     ebpfjit_jit_fn jit_fn;
     struct ebpfjit_env *env;
+    ebpfjit_jit_callback_fn jit_callback;   /* with jit_fn; NULL: callbacks run interpreted */
 };
 
 /* Per run (per thread). The runner resets the result fields at every run. */
@@ -111,6 +125,12 @@ struct ebpfjit_state {
     struct ebpfjit_prog *tail_target;
     void *run_ctx;                  /* program-type context (xdp_buff, sk_buff model), or NULL */
     uint64_t user;                  /* free for the embedding application */
+    /* what is running now (set by ebpfjit_run, follows tail calls): for callbacks */
+    struct ebpfjit_prog *prog;
+    int32_t engine;                 /* EBPFJIT_ENGINE_* actually executing prog */
+    /* bpf_spin_locks this run holds (helpers_maps.c); ebpfjit_run releases them at the end */
+    uint32_t nlocks;
+    uint64_t locks[EBPFJIT_MAX_HELD_LOCKS];
 };
 
 /* --- core runtime (runtime.c) --- */
@@ -149,5 +169,11 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog);    /* 0 on success */
 void ebpfjit_interp_release(struct ebpfjit_prog *prog);
 int32_t ebpfjit_interp_exec(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
                             uint64_t r1, uint64_t r2);
+/* Is slot `pc` a callable callback target (a function start other than pc 0)? */
+int ebpfjit_interp_is_callback(const struct ebpfjit_prog *prog, uint32_t pc);
+/* Runs the function at slot `pc` with r1..r5 in frame st->depth - 1 (the caller counted it);
+ * returns its r0 (0 with st->status set on a fault). */
+uint64_t ebpfjit_interp_call(struct ebpfjit_prog *prog, struct ebpfjit_state *st, uint32_t pc,
+                             uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 
 #endif

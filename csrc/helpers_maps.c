@@ -7,9 +7,23 @@
  * time (-ENOENT, -E2BIG, ...) are returned as u64, as the kernel's helpers do.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "maps.h"
+#include "runtime_api.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define ebpfjit_cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define ebpfjit_cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define ebpfjit_cpu_relax() do { } while (0)
+#endif
 
 enum {
     H_MAP_LOOKUP_ELEM = 1,
@@ -201,29 +215,118 @@ uint64_t ebpfjit_helper_map_peek_elem(uint64_t r1, uint64_t r2, uint64_t r3, uin
 }
 
 /* struct bpf_spin_lock is one u32 inside a map value; the kernel's lock is a real spinlock,
- * and so is this one (the word is shared with BPF_F_LOCK copies from userspace). */
+ * and so is this one (the word is shared with BPF_F_LOCK copies from userspace, which hold it
+ * as 1). A program holds it as its thread's id, so a lock this thread already holds (same run,
+ * or an outer run on this thread through a Python helper) is a fault, never a deadlock; the run
+ * records what it holds (st->locks) and ebpfjit_run releases whatever is left at its end. We
+ * wait (spin, then yield) for a live holder only: a word naming no live thread of this process
+ * (a program overwrote it) faults, and a userspace holder (1) gets a generous time bound. */
+static uint32_t lock_token(void)
+{
+    static __thread uint32_t token;
+
+    if (!token)
+        token = (uint32_t)syscall(SYS_gettid);
+    return token;
+}
+
+static void lock_fault(struct ebpfjit_state *st, uint32_t id, uint64_t addr, uint32_t reason)
+{
+    int first = st->status == EBPFJIT_OK || st->status == EBPFJIT_TAIL_CALL;
+
+    ebpfjit_fault(st, EBPFJIT_ERR_HELPER, -1, addr, 4);
+    if (first)
+        st->fault_info = id | (uint64_t)reason << 32;
+}
+
+static int holder_alive(uint32_t holder)
+{
+    return syscall(SYS_tgkill, getpid(), (pid_t)holder, 0) == 0 || errno != ESRCH;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define USER_HOLD_LIMIT_NS 5000000000ull   /* BPF_F_LOCK copies hold the lock for a memcpy */
+
 uint64_t ebpfjit_helper_spin_lock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
 {
+    uint32_t *word, me, cur;
+    unsigned spins = 0, yields = 0;
+    uint64_t since = 0;
     STATE_OR_ZERO();
 
     if ((r1 & 3) || !ebpfjit_access_ok(st, r1, 4, 1)) {
         helper_fault(st, H_SPIN_LOCK, r1, 4);
         return 0;
     }
-    ebpfjit_map_lock((uint32_t *)(uintptr_t)r1);
+    if (st->nlocks >= EBPFJIT_MAX_HELD_LOCKS) {
+        lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_TOO_MANY);
+        return 0;
+    }
+    word = (uint32_t *)(uintptr_t)r1;
+    me = lock_token();
+    for (;;) {
+        cur = 0;
+        if (__atomic_compare_exchange_n(word, &cur, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            break;
+        if (cur == me) {
+            lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_SELF);
+            return 0;
+        }
+        if (++spins <= 256) {
+            ebpfjit_cpu_relax();
+            continue;
+        }
+        spins = 0;
+        sched_yield();
+        if (++yields % 64)
+            continue;
+        /* Every 64 yields: is anyone alive holding it? */
+        if (cur != 1 && !holder_alive(cur)) {
+            lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_NO_OWNER);
+            return 0;
+        }
+        if (cur == 1) {
+            if (!since)
+                since = now_ns();
+            else if (now_ns() - since > USER_HOLD_LIMIT_NS) {
+                lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_NO_OWNER);
+                return 0;
+            }
+        } else {
+            since = 0;
+        }
+    }
+    st->locks[st->nlocks++] = r1;
     return 0;
 }
 
 uint64_t ebpfjit_helper_spin_unlock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                                     uint64_t r5)
 {
+    uint32_t i, n;
     STATE_OR_ZERO();
 
     if ((r1 & 3) || !ebpfjit_access_ok(st, r1, 4, 1)) {
         helper_fault(st, H_SPIN_UNLOCK, r1, 4);
         return 0;
     }
-    ebpfjit_map_unlock((uint32_t *)(uintptr_t)r1);
+    n = st->nlocks < EBPFJIT_MAX_HELD_LOCKS ? st->nlocks : EBPFJIT_MAX_HELD_LOCKS;
+    for (i = 0; i < n && st->locks[i] != r1; i++)
+        ;
+    if (i == n) {
+        lock_fault(st, H_SPIN_UNLOCK, r1, EBPFJIT_LOCK_REASON_NOT_HELD);
+        return 0;
+    }
+    st->locks[i] = st->locks[n - 1];
+    st->nlocks = n - 1;
+    __atomic_store_n((uint32_t *)(uintptr_t)r1, 0, __ATOMIC_RELEASE);
     return 0;
 }
 

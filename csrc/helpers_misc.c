@@ -523,8 +523,9 @@ uint64_t ebpfjit_invoke_callback(struct ebpfjit_state *st, uint64_t callback, ui
     uint32_t pc = (uint32_t)(callback & EBPFJIT_CALLBACK_PC_MASK), depth = st->depth;
     uint64_t r0;
 
+    /* Both engines accept the same targets: the interpreter's functions other than pc 0. */
     if ((callback & ~EBPFJIT_CALLBACK_PC_MASK) != EBPFJIT_CALLBACK_TAG || !prog ||
-        pc >= prog->nslots) {
+        pc >= prog->nslots || !ebpfjit_interp_is_callback(prog, pc)) {
         ebpfjit_fault(st, EBPFJIT_ERR_HELPER, -1, 0, 0);
         st->fault_info = callback;
         return 0;
@@ -545,7 +546,8 @@ uint64_t ebpfjit_invoke_callback(struct ebpfjit_state *st, uint64_t callback, ui
         r0 = prog->jit_callback(st, pc, a1, a2, a3, a4, 0);
     else
         r0 = ebpfjit_interp_call(prog, st, pc, a1, a2, a3, a4, 0);
-    st->depth = depth;
+    if (st->status == EBPFJIT_OK)
+        st->depth = depth;   /* on a fault the callback's frames stay described */
     if (st->status == EBPFJIT_TAIL_CALL) {
         /* The verifier forbids tail calls in callbacks. */
         st->status = EBPFJIT_OK;

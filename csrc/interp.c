@@ -31,6 +31,8 @@ _Static_assert(sizeof(struct ix) == 32, "records should stay 32 bytes");
 
 struct interp {
     uint32_t nrecs;
+    uint32_t nslots;
+    const struct ix **callable;     /* per slot: the record of a callback target, or NULL */
     struct ix recs[];
 };
 
@@ -65,8 +67,9 @@ enum handler {
     H_COUNT
 };
 
-static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st, uint64_t r1,
-                           uint64_t r2, const void *const **labels_out);
+static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st,
+                           const uint64_t *args, const struct ix *start, uint32_t base,
+                           const void *const **labels_out);
 
 /* --- prepare --- */
 
@@ -74,7 +77,7 @@ static const void *const *handler_labels(void)
 {
     static const void *const *labels;
     if (!labels)
-        interp_core(NULL, NULL, 0, 0, &labels);
+        interp_core(NULL, NULL, NULL, NULL, 0, &labels);
     return labels;
 }
 
@@ -200,7 +203,9 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
             continue;
         r = raw_at(prog->code, pc);
         t = (int64_t)pc + 1 + r.imm;
-        if (r.opcode == 0x85 && r.src == 1 && t >= 0 && t < n && is_start[t])
+        /* Functions: local-call targets and callback targets (lddw src=4). */
+        if (((r.opcode == 0x85 && r.src == 1) || (r.opcode == 0x18 && r.src == 4)) && t >= 0 &&
+            t < n && is_start[t])
             is_func[t] = 1;
     }
     for (pc = 0; pc < n; pc++) {
@@ -214,6 +219,10 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
     if (!ipg)
         goto out;
     ipg->nrecs = nrecs;
+    ipg->nslots = n;
+    ipg->callable = calloc(n + 1, sizeof(*ipg->callable));
+    if (!ipg->callable)
+        goto out;
 
     /* Lay out records: each function's instructions, then its FALL_OFF sentinel. */
     k = 0;
@@ -318,6 +327,14 @@ target:
                     h = H_LDDW_MAP;
                 else if (r.src == 2)
                     h = H_LDDW_MAPVAL;
+                else if (r.src == 4) {
+                    /* A callback: the value names the function (EBPFJIT_CALLBACK_TAG). */
+                    t = (int64_t)pc + 1 + r.imm;
+                    if (t >= 0 && t < n && is_start[t]) {
+                        x->imm = EBPFJIT_CALLBACK_TAG | (uint64_t)t;
+                        h = H_LDDW;
+                    }
+                }
                 break;
             }
             switch (r.opcode) {
@@ -363,10 +380,15 @@ target:
             x->imm = r.opcode;   /* reported as fault_info */
         x->label = labels[h];
     }
+    for (pc = 1; pc < n; pc++)
+        if (is_func[pc])
+            ipg->callable[pc] = &ipg->recs[pc2rec[pc]];
     prog->interp = ipg;
     ipg = NULL;
     rc = 0;
 out:
+    if (ipg)
+        free(ipg->callable);
     free(ipg);
     free(is_start);
     free(is_func);
@@ -376,6 +398,8 @@ out:
 
 void ebpfjit_interp_release(struct ebpfjit_prog *prog)
 {
+    if (prog->interp)
+        free(((struct interp *)prog->interp)->callable);
     free(prog->interp);
     prog->interp = NULL;
 }
@@ -387,7 +411,33 @@ int32_t ebpfjit_interp_exec(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
         ebpfjit_fault(st, EBPFJIT_ERR_BAD_INSN, 0, 0, 0);
         return EBPFJIT_ERR_BAD_INSN;
     }
-    return interp_core(prog->interp, st, r1, r2, NULL);
+    uint64_t args[5] = {r1, r2, 0, 0, 0};
+    const struct interp *ipg = prog->interp;
+    return interp_core(ipg, st, args, ipg->recs, 0, NULL);
+}
+
+int ebpfjit_interp_is_callback(const struct ebpfjit_prog *prog, uint32_t pc)
+{
+    const struct interp *ipg = prog->interp;
+    return ipg && pc < ipg->nslots && ipg->callable[pc] != NULL;
+}
+
+uint64_t ebpfjit_interp_call(struct ebpfjit_prog *prog, struct ebpfjit_state *st, uint32_t pc,
+                             uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    const struct interp *ipg = prog->interp;
+    uint64_t args[5] = {r1, r2, r3, r4, r5};
+
+    if (!ebpfjit_interp_is_callback(prog, pc) || st->depth < 1 ||
+        st->depth > EBPFJIT_MAX_FRAMES) {
+        ebpfjit_fault(st, EBPFJIT_ERR_HELPER, -1, 0, 0);
+        st->fault_info = EBPFJIT_CALLBACK_TAG | pc;
+        return 0;
+    }
+    /* ebpfjit_invoke_callback already counted the new frame: it is frame depth - 1. */
+    if (interp_core(ipg, st, args, ipg->callable[pc], st->depth - 1, NULL) != EBPFJIT_OK)
+        return 0;
+    return st->r0;
 }
 
 /* --- the interpreter proper --- */
@@ -426,8 +476,11 @@ static inline void st64(uint64_t a, uint64_t v) { memcpy((void *)(uintptr_t)a, &
 #define ATOMIC_OP___atomic_fetch_xor(a, b) ((a) ^ (b))
 #define ATOMIC_OP___atomic_exchange_n(a, b) (b)
 
-static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st, uint64_t r1,
-                           uint64_t r2, const void *const **labels_out)
+/* Runs from `start` with r1..r5 = args as frame `base` (0: the program; a callback: the frame
+ * its caller counted), returning at the exit of that frame. */
+static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st,
+                           const uint64_t *args, const struct ix *start, uint32_t base,
+                           const void *const **labels_out)
 {
 #define LABEL_ONE(n) [H_##n] = &&L_##n,
 #define LABEL_J(C) [H_##C##64K] = &&L_##C##64K, [H_##C##64X] = &&L_##C##64X,                 \
@@ -452,17 +505,18 @@ static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st, u
         return 0;
     }
 
-    memset(stack[0], 0, EBPFJIT_STACK_SIZE);
+    /* Frames are indexed by absolute depth, so a callback (base > 0) keeps its callers' frames
+     * registered in st->frame_lo (reachable through pointers it was given). */
+    memset(stack[base], 0, EBPFJIT_STACK_SIZE);
     memset(reg, 0, sizeof(reg));
-    reg[1] = r1;
-    reg[2] = r2;
-    flo = (uint64_t)(uintptr_t)stack[0];
+    memcpy(&reg[1], args, 5 * sizeof(uint64_t));
+    flo = (uint64_t)(uintptr_t)stack[base];
     reg[10] = flo + EBPFJIT_STACK_SIZE;
-    depth = 1;
-    st->frame_lo[0] = flo;
-    st->depth = 1;
+    depth = base + 1;
+    st->frame_lo[base] = flo;
+    st->depth = depth;
     budget = st->budget;
-    ip = ipg->recs;
+    ip = start;
 
 #define RELOAD_MEM()                                                                          \
     do {                                                                                      \
@@ -624,6 +678,8 @@ L_CALL_LOCAL: {
         s->r7 = reg[7];
         s->r8 = reg[8];
         s->r9 = reg[9];
+        /* Callee entry: r0 and r6-r9 read as 0 (the JIT's registers are per function). */
+        reg[0] = reg[6] = reg[7] = reg[8] = reg[9] = 0;
         memset(stack[depth], 0, EBPFJIT_STACK_SIZE);
         flo = (uint64_t)(uintptr_t)stack[depth];
         st->frame_lo[depth] = flo;
@@ -635,7 +691,7 @@ L_CALL_LOCAL: {
     }
 L_EXIT: {
         struct frame_save *s;
-        if (depth == 1) {
+        if (depth == base + 1) {
             st->r0 = reg[0];
             st->budget = budget;
             return EBPFJIT_OK;
@@ -647,6 +703,8 @@ L_EXIT: {
         reg[7] = s->r7;
         reg[8] = s->r8;
         reg[9] = s->r9;
+        /* After the return the caller's r1-r5 read as 0 (clobbered by the call). */
+        reg[1] = reg[2] = reg[3] = reg[4] = reg[5] = 0;
         flo = (uint64_t)(uintptr_t)stack[depth - 1];
         reg[10] = flo + EBPFJIT_STACK_SIZE;
         ip = s->ret;

@@ -2,6 +2,7 @@
  * the bounds-check slow path, the thread's current run, helper dispatch (callx, Python
  * trampolines), legacy packet loads, and the runners (tail-call loop, Python entry, timing loop).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,7 +10,10 @@
 #include "ebpfjit_rt.h"
 #include "runtime_api.h"
 
-static __thread struct ebpfjit_state *current_state;
+/* initial-exec: a plain %fs-relative access instead of a __tls_get_addr call per run and per
+ * helper (the library is loaded at start-up by Python; 16 bytes of static TLS). */
+#define EBPFJIT_TLS_IE __attribute__((tls_model("initial-exec")))
+static __thread struct ebpfjit_state *current_state EBPFJIT_TLS_IE;
 
 struct ebpfjit_state *ebpfjit_current(void)
 {
@@ -186,6 +190,9 @@ void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint
 static int32_t run_once(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
                         uint64_t r1, uint64_t r2)
 {
+    st->prog = prog;    /* callbacks run in the program (and engine) executing now */
+    st->engine = engine == EBPFJIT_ENGINE_JIT && prog->jit_fn ? EBPFJIT_ENGINE_JIT
+                                                              : EBPFJIT_ENGINE_INTERP;
     if (engine == EBPFJIT_ENGINE_JIT && prog->jit_fn)
         return prog->jit_fn(st, r1, r2);
     /* A tail-call target without machine code still runs, in the interpreter. */
@@ -210,6 +217,7 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
     st->tail_calls = 0;
     st->tail_target = NULL;
     st->env = prog->env;
+    st->nlocks = 0;
     current_state = st;
     for (;;) {
         status = run_once(prog, st, engine, r1, r2);
@@ -232,6 +240,19 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
     }
     if (status != EBPFJIT_OK && st->status == EBPFJIT_OK)
         st->status = status;   /* an engine returned a status without recording it */
+    if (st->nlocks) {
+        /* Never leave a bpf_spin_lock held past the run (the next taker would spin forever);
+         * ending OK with one held is a fault, as the kernel verifier rejects it. */
+        uint64_t first = st->locks[0];
+        uint32_t i, n = st->nlocks < EBPFJIT_MAX_HELD_LOCKS ? st->nlocks : EBPFJIT_MAX_HELD_LOCKS;
+        for (i = 0; i < n; i++)
+            __atomic_store_n((uint32_t *)(uintptr_t)st->locks[i], 0, __ATOMIC_RELEASE);
+        st->nlocks = 0;
+        if (st->status == EBPFJIT_OK) {
+            ebpfjit_fault(st, EBPFJIT_ERR_HELPER, -1, first, 4);
+            st->fault_info = 93 | (uint64_t)EBPFJIT_LOCK_REASON_HELD_AT_EXIT << 32;
+        }
+    }
     if (st->status == EBPFJIT_OK)
         st->depth = 0;   /* on a fault the frames stay described, for the error message */
     current_state = saved;
@@ -241,12 +262,33 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
 /* Copies up to this size go on the C stack, so nested runs (from Python helpers) stay apart. */
 #define STACK_COPY_MAX 4096
 
-static __thread struct ebpfjit_state py_states[EBPFJIT_MAX_PY_NESTING + 1];
-static __thread uint32_t py_level;
+/* The states live on the heap (one block per thread, freed at thread exit): in static TLS
+ * they would not fit the space glibc reserves for initial-exec variables of a dlopen'ed library. */
+static __thread struct ebpfjit_state *py_states EBPFJIT_TLS_IE;
+static __thread uint32_t py_level EBPFJIT_TLS_IE;
+static pthread_key_t py_states_key;
+static pthread_once_t py_states_once = PTHREAD_ONCE_INIT;
+
+static void py_states_key_init(void)
+{
+    pthread_key_create(&py_states_key, free);
+}
+
+static struct ebpfjit_state *thread_states(void)
+{
+    if (__builtin_expect(!py_states, 0)) {
+        pthread_once(&py_states_once, py_states_key_init);
+        py_states = calloc(EBPFJIT_MAX_PY_NESTING + 1, sizeof(struct ebpfjit_state));
+        if (py_states)
+            pthread_setspecific(py_states_key, py_states);
+    }
+    return py_states;
+}
 
 struct ebpfjit_state *ebpfjit_thread_state(void)
 {
-    return py_level < EBPFJIT_MAX_PY_NESTING ? &py_states[py_level] : NULL;
+    struct ebpfjit_state *states = thread_states();
+    return states && py_level < EBPFJIT_MAX_PY_NESTING ? &states[py_level] : NULL;
 }
 
 /* Runs with mem as the (writable) mem region; `buf` is what the program gets. */
@@ -275,8 +317,11 @@ static uint64_t run_region(struct ebpfjit_prog *prog, struct ebpfjit_state *st, 
 
 static uint64_t nesting_failed(void)
 {
-    /* Too deep: report on the spare state one past the last level. */
-    struct ebpfjit_state *st = &py_states[EBPFJIT_MAX_PY_NESTING];
+    /* Too deep: report on the spare state one past the last level (out of memory: a shared
+     * spare; Python then sees EBPFJIT_ERR_HELPER either way). */
+    static struct ebpfjit_state oom_spare;
+    struct ebpfjit_state *states = thread_states();
+    struct ebpfjit_state *st = states ? &states[EBPFJIT_MAX_PY_NESTING] : &oom_spare;
     memset(st, 0, sizeof(*st));
     st->status = EBPFJIT_ERR_HELPER;
     st->fault_pc = -1;

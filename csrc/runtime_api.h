@@ -19,11 +19,30 @@
  *  - lddw src=1/2 with imm >= env->nmaps or a NULL map (src=2: NULL values):
  *    EBPFJIT_ERR_BAD_INSN, fault_info = the map index; src 3..6: EBPFJIT_ERR_BAD_INSN.
  *  - Stack frames are zeroed on entry (deterministic results without a verifier).
+ *  - Registers at a local call: callee entry r0 = r6..r9 = 0 (r1-r5 the arguments); after the
+ *    return the caller's r1-r5 = 0 (r6-r9 restored).
+ *  - Callbacks (bpf_loop, for_each_map_elem): ebpfjit_invoke_callback spends one unit of budget
+ *    and takes a frame (CALL_DEPTH past EBPFJIT_MAX_FRAMES), then runs the target on the
+ *    engine running st->prog (JIT: prog->jit_callback, else the interpreter) as a function
+ *    entry. A fault inside keeps the callback's pc; a tail call inside is EBPFJIT_ERR_HELPER;
+ *    a failing legacy packet load inside ends just the callback, with r0 = 0.
  */
 #ifndef EBPFJIT_RUNTIME_API_H
 #define EBPFJIT_RUNTIME_API_H
 
 #include "ebpfjit_rt.h"
+
+/* bpf_spin_lock (id 93) / bpf_spin_unlock (id 94) faults are EBPFJIT_ERR_HELPER with
+ * fault_addr = the lock and fault_info = id | reason << 32 (helpers_maps.c, ebpfjit_run):
+ * a run holds at most EBPFJIT_MAX_HELD_LOCKS locks (st->locks); ebpfjit_run releases every lock
+ * still held when the run ends, and a run that ends OK while holding one faults instead
+ * (fault_pc -1, id 93, reason HELD_AT_EXIT). Waiting for a lock held by another live thread is
+ * fine; a lock this thread already holds, or a lock word no live thread owns, is a fault. */
+#define EBPFJIT_LOCK_REASON_SELF 1         /* already held by this thread: would deadlock */
+#define EBPFJIT_LOCK_REASON_HELD_AT_EXIT 2 /* run ended holding the lock (released now) */
+#define EBPFJIT_LOCK_REASON_NOT_HELD 3     /* unlock of a lock this run does not hold */
+#define EBPFJIT_LOCK_REASON_TOO_MANY 4     /* more than EBPFJIT_MAX_HELD_LOCKS held */
+#define EBPFJIT_LOCK_REASON_NO_OWNER 5     /* lock word names no live thread (overwritten) */
 
 /* Returned by ebpfjit_run_py* when the run did not end with EBPFJIT_OK; the caller then checks
  * st->status (a successful run may legitimately return this value too). */

@@ -22,6 +22,7 @@ from llvmlite import ir
 from .errors import JitError
 from .insn import decode
 from .lower import (
+    CALLBACK_NAME,
     ENTRY_NAME,
     LOWERING_VERSION,
     RUNTIME_DECLS,
@@ -132,6 +133,12 @@ def runtime_symbols() -> dict[str, int]:
     if _symbols is None:
         from . import runtime
         symbols = dict(runtime.helper_symbols())
+        # The functions' own addresses rather than cffi's wrappers (one jump less per call,
+        # and the address env->helpers[] holds, which inlined map lookups compare with).
+        for name in RUNTIME_DECLS:
+            real = runtime.lib.ebpfjit_jit_symbol(name.encode())
+            if real != runtime.ffi.NULL:
+                symbols[name] = int(runtime.ffi.cast("uintptr_t", real))
         missing = [name for name in RUNTIME_DECLS if name not in symbols]
         if missing:
             raise JitError(f"runtime.helper_symbols() lacks {', '.join(missing)}")
@@ -147,12 +154,27 @@ def _check_opt(opt_level: int) -> int:
     return opt_level
 
 
+def normalize_maps(maps) -> tuple | None:
+    """`maps` as compile_program takes it: None, or per env->maps index a
+    (type, key_size, value_size, max_entries, flags) tuple of ints (None for unknown)."""
+    if maps is None:
+        return None
+    out = []
+    for m in maps:
+        if m is None:
+            out.append(None)
+        else:
+            out.append(tuple(int(v) for v in m)[:5])
+    return tuple(out)
+
+
 def build_ir(code: bytes, *, bounds_checks: bool = True, spec: TargetSpec | None = None,
-             comments: bool = True) -> ir.Module:
+             comments: bool = True, maps=None) -> ir.Module:
     """Decode and lower `code` into an llvmlite IR module (not yet verified)."""
     insns = decode(code)
     ctx = LoweringContext(state_layout(), LoweringOptions(bounds_checks=bounds_checks,
-                                                          comments=comments))
+                                                          comments=comments,
+                                                          maps=normalize_maps(maps)))
     module = lower_program(insns, ctx)
     if spec is not None:
         module.triple = spec.triple
@@ -181,17 +203,20 @@ def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, opt_level: int) -> Non
     pb.getModulePassManager().run(mod, pb)
 
 
-def compile_module(code: bytes, spec: TargetSpec, opt_level: int, bounds_checks: bool):
+def compile_module(code: bytes, spec: TargetSpec, opt_level: int, bounds_checks: bool,
+                   maps=None):
     """(optimised ModuleRef, TargetMachine) for `code` on `spec`."""
     tm = target_machine(spec, opt_level)
-    mod = _parse(build_ir(code, bounds_checks=bounds_checks, spec=spec, comments=False), tm)
+    mod = _parse(build_ir(code, bounds_checks=bounds_checks, spec=spec, comments=False,
+                          maps=maps), tm)
     optimize(mod, tm, opt_level)
     return mod, tm
 
 
-def _object_code(code: bytes, spec: TargetSpec, opt_level: int, bounds_checks: bool) -> bytes:
+def _object_code(code: bytes, spec: TargetSpec, opt_level: int, bounds_checks: bool,
+                 maps=None) -> bytes:
     with _lock:   # LLVM contexts and target machines are not thread-safe
-        mod, tm = compile_module(code, spec, opt_level, bounds_checks)
+        mod, tm = compile_module(code, spec, opt_level, bounds_checks, maps)
         return tm.emit_object(mod)
 
 
@@ -213,6 +238,7 @@ def load_object(obj: bytes):
             if name in RUNTIME_DECLS:
                 builder.import_symbol(name, address)
         builder.export_symbol(ENTRY_NAME)
+        builder.export_symbol(CALLBACK_NAME)
         try:
             tracker = builder.link(_jit_engine(), f"ebpf{next(_lib_ids)}")
         except RuntimeError as exc:
@@ -221,6 +247,14 @@ def load_object(obj: bytes):
     if not address:
         raise JitError(f"object code has no {ENTRY_NAME} symbol")
     return address, tracker
+
+
+def callback_address(tracker) -> int:
+    """Address of the object's `ebpf_callback` entry (0 if it has none)."""
+    try:
+        return int(tracker[CALLBACK_NAME] or 0)
+    except Exception:
+        return 0
 
 
 @dataclass
@@ -235,14 +269,18 @@ class JitCode:
     compile_seconds: float = 0.0
     load_seconds: float = 0.0
     _tracker: object = field(default=None, repr=False)
+    # `ebpfjit_jit_callback_fn` entry (runs callback targets for bpf_loop & co.), or 0.
+    callback_address: int = 0
 
 
 def cache_key_parts(code: bytes, opt_level: int, bounds_checks: bool,
-                    spec: TargetSpec | None = None) -> dict:
+                    spec: TargetSpec | None = None, maps=None) -> dict:
     """Everything the object code depends on (see ebpfjit.cache)."""
     from . import __version__
     spec = spec or host_target()
+    maps = normalize_maps(maps)
     return {
+        "maps": None if maps is None else [list(m) if m else None for m in maps],
         "bytecode": bytes(code).hex(),
         "ebpfjit": __version__,
         "llvm": ".".join(map(str, llvm.llvm_version_info)),
@@ -257,7 +295,7 @@ def cache_key_parts(code: bytes, opt_level: int, bounds_checks: bool,
 
 
 def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = True,
-                    cache=None) -> JitCode:
+                    cache=None, maps=None) -> JitCode:
     """JIT-compile eBPF bytecode for this host and load it.
 
     Args:
@@ -266,6 +304,9 @@ def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = Tr
         bounds_checks: emit memory-safety checks (turn off only for verified programs).
         cache: None = the default on-disk cache (unless EBPFJIT_CACHE=0), False = no cache,
             or an `ebpfjit.cache.CompileCache`.
+        maps: the env's maps in env->maps order, each (type, key_size, value_size,
+            max_entries, flags) (or None): ARRAY lookups on them are inlined (with a run-time
+            guard). Part of the cache key; map addresses still come from st->env at run time.
     Returns:
         JitCode with `.address` of `int32_t fn(struct ebpfjit_state *, u64 r1, u64 r2)`.
     Raises:
@@ -279,11 +320,11 @@ def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = Tr
     key = None
     obj = None
     if store is not None:
-        key = store.key(cache_key_parts(code, opt_level, bounds_checks))
+        key = store.key(cache_key_parts(code, opt_level, bounds_checks, maps=maps))
         obj = store.get(key)
     hit = obj is not None
     if obj is None:
-        obj = _object_code(code, host_target(), opt_level, bounds_checks)
+        obj = _object_code(code, host_target(), opt_level, bounds_checks, maps)
         if store is not None:
             store.put(key, obj)
     t1 = time.perf_counter()
@@ -291,7 +332,8 @@ def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = Tr
     t2 = time.perf_counter()
     log.debug("compiled %d slots at O%d (%s) in %.2f ms, loaded in %.3f ms", len(code) // 8,
               opt_level, "cache hit" if hit else "compiled", (t1 - t0) * 1e3, (t2 - t1) * 1e3)
-    return JitCode(address, obj, opt_level, bounds_checks, hit, t1 - t0, t2 - t1, tracker)
+    return JitCode(address, obj, opt_level, bounds_checks, hit, t1 - t0, t2 - t1, tracker,
+                   callback_address(tracker))
 
 
 # --- inspection ---------------------------------------------------------------------------------
@@ -330,4 +372,4 @@ def emit_object(code: bytes, target: str | None = None, opt_level: int = 2, *,
 
 
 __all__ = ["JitCode", "TargetSpec", "compile_program", "emit_object", "llvm_ir", "native_asm",
-           "cache_key_parts", "host_target", "load_object"]
+           "cache_key_parts", "host_target", "load_object", "callback_address"]

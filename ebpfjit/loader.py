@@ -206,6 +206,12 @@ class ObjectProgram(Program):
 
     # --- helpers -------------------------------------------------------------------------
 
+    def _jit_maps(self):
+        # The object's maps, in the order load() gave them to env.set_maps.
+        return tuple((int(m.spec.type), int(m.spec.key_size), int(m.spec.value_size),
+                      int(m.spec.max_entries), int(m.spec.flags))
+                     for m in self.object.maps.values())
+
     def _prepare(self, engine: str):
         loaded = self.loaded
         if engine == "jit":

@@ -113,8 +113,14 @@ class Program:
         key = (level, bounds_checks)
         if key not in self._jit:
             from .jit import compile_program
-            self._jit[key] = compile_program(self.code, opt_level=level, bounds_checks=bounds_checks)
+            self._jit[key] = compile_program(self.code, opt_level=level, bounds_checks=bounds_checks,
+                                             maps=self._jit_maps())
         return self._jit[key]
+
+    def _jit_maps(self):
+        """env->maps as (type, key_size, value_size, max_entries, flags) per index, for the JIT
+        to specialise map lookups on (None: not known)."""
+        return None
 
     def run(self, mem: bytes | bytearray | memoryview = b"", engine: str = "interp",
             budget: int | None = None) -> int:
@@ -134,7 +140,7 @@ class Program:
     def _ensure_jit(self, loaded) -> None:
         code = self.compile()
         if getattr(loaded, "_jit_address", None) != code.address:
-            loaded.set_jit_function(code.address, code)
+            loaded.set_jit_function(code.address, code, code.callback_address)
             loaded._jit_address = code.address
         # Remembered so that the per-run fast path skips compile()'s cache lookup.
         self._installed_jit = (self.opt_level, True)

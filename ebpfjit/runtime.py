@@ -226,10 +226,18 @@ class LoadedProgram:
         if ptr is not None:
             lib.ebpfjit_interp_release(ptr)
 
-    def set_jit_function(self, address: int, keepalive: object) -> None:
+    def set_jit_function(self, address: int, keepalive: object,
+                         callback_address: int | None = None) -> None:
         """Use the machine code at `address` (`int32_t fn(st, r1, r2)`) for engine="jit";
-        `keepalive` (the JIT's engine/tracker) lives as long as this program."""
+        `keepalive` (the JIT's engine/tracker) lives as long as this program.
+        `callback_address` is the object's `ebpfjit_jit_callback_fn` entry (callbacks of
+        bpf_loop & co. then run jitted too); None takes `keepalive.callback_address` if the
+        keepalive is a JitCode, and 0 runs callbacks in the interpreter."""
+        if callback_address is None:
+            callback_address = getattr(keepalive, "callback_address", 0) or 0
         self.ptr.jit_fn = ffi.cast("ebpfjit_jit_fn", address) if address else ffi.NULL
+        self.ptr.jit_callback = (ffi.cast("ebpfjit_jit_callback_fn", callback_address)
+                                 if address and callback_address else ffi.NULL)
         self._jit_keep = keepalive
         self._rn_jit = (ffi.new("struct ebpfjit_runner *",
                                 {"prog": self.ptr, "budget": DEFAULT_BUDGET, "engine": ENGINE_JIT})
@@ -405,6 +413,14 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
         helper = info
         if insn is not None and insn.opcode == 0x85 and insn.src == 0:
             helper = insn.imm
+        reason = _LOCK_REASONS.get(info >> 32) if info & 0xFFFFFFFF in (93, 94) else None
+        if reason is not None:
+            return ExecutionError(reason.format(addr=addr), kind=kind, pc=pc, addr=addr or None,
+                                  size=size or None)
+        if (info & ~0x0FFFFFFF) == lib.EBPFJIT_CALLBACK_TAG:
+            message = (f"helper {helper} failed: callback value {info:#x} names pc "
+                       f"{info & 0x0FFFFFFF}, which is not a callable function")
+            return ExecutionError(message, kind=kind, pc=pc)
         message = f"helper {helper} failed"
         cause = _tls.__dict__.get("helper_exc")
         if cause is not None:
@@ -416,6 +432,16 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
     else:
         message = f"run failed with status {status}"
     return ExecutionError(message, kind=kind, pc=pc, addr=addr or None, size=size or None)
+
+
+_LOCK_REASONS = {
+    1: "bpf_spin_lock: the lock at {addr:#x} is already held by this thread (would deadlock)",
+    2: "program ended while holding the bpf_spin_lock at {addr:#x} (no bpf_spin_unlock; "
+       "released)",
+    3: "bpf_spin_unlock: the lock at {addr:#x} is not held by this run",
+    4: "bpf_spin_lock: too many locks held at once (taking {addr:#x})",
+    5: "bpf_spin_lock: the lock word at {addr:#x} names no live holder (overwritten?)",
+}
 
 
 def _bad_insn_message(insn, info: int) -> str:
@@ -446,7 +472,8 @@ def helper_symbols() -> dict[str, int]:
 
 _STATE_FIELDS = ("r0", "status", "fault_pc", "fault_addr", "fault_size", "fault_info", "budget",
                  "depth", "tail_calls", "mem_base", "mem_len", "mem_writable", "frame_lo",
-                 "nregions", "cpu", "regions", "env", "tail_target", "run_ctx", "user")
+                 "nregions", "cpu", "regions", "env", "tail_target", "run_ctx", "user", "prog",
+                 "engine", "nlocks", "locks")
 
 
 def state_layout() -> dict[str, int]:
@@ -467,7 +494,7 @@ def state_layout() -> dict[str, int]:
         out["env." + name] = ffi.offsetof("struct ebpfjit_env", name)
     for name in ("type", "key_size", "value_size", "max_entries", "flags", "index", "values"):
         out["map_base." + name] = ffi.offsetof("struct ebpfjit_map_base", name)
-    for name in ("code", "nslots", "prog_type", "interp", "jit_fn", "env"):
+    for name in ("code", "nslots", "prog_type", "interp", "jit_fn", "env", "jit_callback"):
         out["prog." + name] = ffi.offsetof("struct ebpfjit_prog", name)
     for name in ("base", "len", "writable"):
         out["region." + name] = ffi.offsetof("struct ebpfjit_region", name)

@@ -128,10 +128,6 @@ _NOT_KERNEL_COMPARABLE = {"kprobe", "tracepoint", "perf_event", "tracing", "lsm"
 @pytest.mark.parametrize("path,program", _every_program())
 def test_every_object_compares(kernel, path, program, capsys):
     rep = compare.compare_object(path, program=program, repeat=0)
-    errors = [m for r in rep.rows for m in r.errors.values()]
-    if any("lddw with src=4 (pseudo form) cannot be executed" in m for m in errors):
-        # TODO(lead): drop once BPF callbacks (bpf_loop, for_each_map_elem) land in the engines.
-        pytest.xfail("BPF callbacks (lddw src=4) are not implemented in our engines yet")
     assert rep.agree, rep.format()
     if rep.prog_type in _NOT_KERNEL_COMPARABLE:
         assert rep.engines == ["interp", "jit"]

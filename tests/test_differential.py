@@ -2,8 +2,9 @@
 the LLVM JIT (same r0, same final memory, same error kind and pc).
 
 Programs are generated from structured fragments so they are valid and deterministic on both
-engines (the kernel verifier's rules: r1-r5 are re-initialised after calls, callees initialise
-r0/r6-r9 before reading them, address-derived values never reach arithmetic or memory):
+engines (mostly the kernel verifier's rules: address-derived values never reach arithmetic or
+memory; r1-r5 are usually re-initialised after local calls and callees usually initialise
+r0/r6/r7, but sometimes they are read as is: 0 in both engines, see DEVELOPERS.md):
 every ALU/ALU64 K/X op incl. sdiv/smod/movsx, neg, le/be/bswap, lddw, forward JMP/JMP32
 branches, counted loops with a backward jump, loads/stores/ldsx of every size to the stack
 (through r10 and through a frame-pointer copy) and to a mem buffer, atomics on both, helper
@@ -174,10 +175,13 @@ def function_body(draw, callees, main):
     for frag in frags:
         if frag == "call":
             callee = draw(st.sampled_from(callees))
+            # Usually r1-r5 are re-initialised after the call (verifier rules); sometimes they
+            # are read as left by the call: both engines define them as 0 after a local call.
+            reinit = draw(st.booleans())
             out.append([Instruction(MOV64_REG, 1, MEM_PTR)] +
                        [Instruction(MOV64_IMM, r, imm=draw(interesting_imm)) for r in (2, 3)] +
                        [("call", callee)] +
-                       [Instruction(MOV64_IMM, r, imm=0) for r in (1, 2, 3, 4, 5)])
+                       [Instruction(MOV64_IMM, r, imm=0) for r in (1, 2, 3, 4, 5) if reinit])
         elif frag == "branch":
             info = draw(st.sampled_from(JCOND_INFOS))
             src = draw(st.sampled_from(DATA)) if info.source is Source.X else 0
@@ -200,17 +204,20 @@ def programs(draw):
     k = draw(st.shared(st.integers(0, 256), key="fpk"))
     prologue = [Instruction(MOV64_REG, MEM_PTR, 1), Instruction(MOV64_IMM, 1, imm=0),
                 Instruction(MOV64_REG, FRAME_COPY, 10), Instruction(ADD64_IMM, FRAME_COPY, imm=-k)]
-    # Callees initialise r0, r6-r9 (the interpreter shares them with the caller), take the mem
-    # pointer in r1 and may only call later functions (no recursion).
-    sub_prologue = ([Instruction(MOV64_REG, MEM_PTR, 1), Instruction(MOV64_IMM, 1, imm=0)] +
-                    [Instruction(MOV64_IMM, r, imm=0) for r in (0, 6, 7)] +
-                    [Instruction(MOV64_REG, FRAME_COPY, 10), Instruction(ADD64_IMM, FRAME_COPY,
-                                                                          imm=-k)])
+    # Callees take the mem pointer in r1 and may only call later functions (no recursion).
+    # They usually initialise r0, r6, r7 (verifier rules); sometimes they read them as they
+    # arrive, which both engines define as 0 at callee entry.
+    def sub_prologue():
+        init = [r for r in (0, 6, 7) if draw(st.booleans())]
+        return ([Instruction(MOV64_REG, MEM_PTR, 1), Instruction(MOV64_IMM, 1, imm=0)] +
+                [Instruction(MOV64_IMM, r, imm=0) for r in init] +
+                [Instruction(MOV64_REG, FRAME_COPY, 10), Instruction(ADD64_IMM, FRAME_COPY,
+                                                                      imm=-k)])
     functions = []
     for index in range(nsub + 1):
         callees = list(range(index + 1, nsub + 1))
         body, branches = draw(function_body(callees, index == 0))
-        functions.append(([prologue if index == 0 else sub_prologue] + body,
+        functions.append(([prologue if index == 0 else sub_prologue()] + body,
                           {i + 1: s for i, s in branches.items()}))
     # Lay out and resolve branch offsets and call targets.
     starts, pc = [], 0

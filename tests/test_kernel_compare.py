@@ -16,7 +16,6 @@ from test_objects import PACKETS
 
 import ebpfjit
 from ebpfjit.elf import load_spec
-from ebpfjit.errors import ExecutionError
 from ebpfjit.spec import MapType, ProgType
 
 pytestmark = pytest.mark.kernel
@@ -61,13 +60,8 @@ def _contents(m, keys_only: bool):
 
 
 def _run_ours(o, name, engine, pkt):
-    try:
-        r = o.programs[name].test_run(pkt, engine=engine)
-        return r.retval, r.data_out
-    except ExecutionError as exc:
-        if "src=4" in str(exc) or "callback" in str(exc):
-            pytest.xfail(f"callbacks (lddw src=4) need the engine patch: {exc}")
-        raise
+    r = o.programs[name].test_run(pkt, engine=engine)
+    return r.retval, r.data_out
 
 
 @pytest.mark.parametrize("path, name", _cases())

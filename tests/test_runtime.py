@@ -338,12 +338,13 @@ def test_local_call_gets_a_fresh_frame_and_can_use_the_callers():
 
 
 def _nested_calls(n: int) -> str:
+    # r0 reads 0 at callee entry: each function adds 1 to what its callee returned.
     lines = ["mov %r0, 0", "call local f1", "exit"]
     for i in range(1, n + 1):
-        lines += [f"f{i}:", "add %r0, 1"]
+        lines.append(f"f{i}:")
         if i < n:
             lines.append(f"call local f{i + 1}")
-        lines.append("exit")
+        lines += ["add %r0, 1", "exit"]
     return "\n".join(lines)
 
 
@@ -351,7 +352,7 @@ def test_call_depth_limit():
     assert run(_nested_calls(7)) == 7            # 8 frames including main
     err = fault(_nested_calls(8))
     assert err.kind == "call_depth"
-    assert str(err) == f"pc {3 + 3 * 6 + 1}: call depth exceeds 8 frames"
+    assert str(err) == f"pc {3 + 3 * 6}: call depth exceeds 8 frames"
 
 
 def test_infinite_recursion():
@@ -360,7 +361,8 @@ def test_infinite_recursion():
 
 
 def test_recursion_into_main_is_a_call():
-    assert run("mov %r0, 1\njeq %r6, 1, +3\nmov %r6, 1\ncall local main\nadd %r0, 1\nexit"
+    # The argument travels in r1 (r6 reads 0 at callee entry).
+    assert run("mov %r0, 1\njeq %r1, 1, +3\nmov %r1, 1\ncall local main\nadd %r0, 1\nexit"
                .replace("main", "-4")) == 2
 
 

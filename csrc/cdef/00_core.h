@@ -6,6 +6,7 @@
 #define EBPFJIT_MAX_ENV_REGIONS 256
 #define EBPFJIT_MAX_TAIL_CALLS 33
 #define EBPFJIT_DEFAULT_BUDGET ...
+#define EBPFJIT_MAX_HELD_LOCKS 4
 #define EBPFJIT_ENGINE_INTERP 0
 #define EBPFJIT_ENGINE_JIT 1
 
@@ -25,6 +26,10 @@ enum ebpfjit_status {
 typedef uint64_t (*ebpfjit_helper_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 struct ebpfjit_state;
 typedef int32_t (*ebpfjit_jit_fn)(struct ebpfjit_state *st, uint64_t r1, uint64_t r2);
+typedef uint64_t (*ebpfjit_jit_callback_fn)(struct ebpfjit_state *st, uint64_t pc, uint64_t r1,
+                                            uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
+#define EBPFJIT_CALLBACK_TAG ...
+#define EBPFJIT_CALLBACK_PC_MASK ...
 
 struct ebpfjit_region {
     uint64_t base;
@@ -58,6 +63,7 @@ struct ebpfjit_prog {
     void *interp;
     ebpfjit_jit_fn jit_fn;
     struct ebpfjit_env *env;
+    ebpfjit_jit_callback_fn jit_callback;
 };
 
 struct ebpfjit_state {
@@ -81,6 +87,10 @@ struct ebpfjit_state {
     struct ebpfjit_prog *tail_target;
     void *run_ctx;
     uint64_t user;
+    struct ebpfjit_prog *prog;
+    int32_t engine;
+    uint32_t nlocks;
+    uint64_t locks[4];
 };
 
 struct ebpfjit_state *ebpfjit_current(void);
@@ -98,5 +108,8 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
                     uint64_t r1, uint64_t r2);
 int ebpfjit_interp_prepare(struct ebpfjit_prog *prog);
 void ebpfjit_interp_release(struct ebpfjit_prog *prog);
+int ebpfjit_interp_is_callback(const struct ebpfjit_prog *prog, uint32_t pc);
+uint64_t ebpfjit_interp_call(struct ebpfjit_prog *prog, struct ebpfjit_state *st, uint32_t pc,
+                             uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 int32_t ebpfjit_interp_exec(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
                             uint64_t r1, uint64_t r2);

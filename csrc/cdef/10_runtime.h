@@ -1,4 +1,9 @@
 /* cffi declarations of csrc/runtime_api.h (runtime.c exports beyond the core ABI). */
+#define EBPFJIT_LOCK_REASON_SELF 1
+#define EBPFJIT_LOCK_REASON_HELD_AT_EXIT 2
+#define EBPFJIT_LOCK_REASON_NOT_HELD 3
+#define EBPFJIT_LOCK_REASON_TOO_MANY 4
+#define EBPFJIT_LOCK_REASON_NO_OWNER 5
 #define EBPFJIT_RUN_FAILED 0xebf0fa17ebf0fa17
 
 extern "Python+C" uint64_t ebpfjit_py_helper(struct ebpfjit_env *env, uint32_t id, uint64_t r1,

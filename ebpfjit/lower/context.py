@@ -37,6 +37,10 @@ ERR_BAD_INSN = 8
 MAX_HELPERS = 512
 
 ENTRY_NAME = "ebpf_entry"
+# `uint64_t ebpf_callback(st, pc, r1..r5)`: runs the function at slot pc (ebpfjit_jit_callback_fn).
+CALLBACK_NAME = "ebpf_callback"
+# `lddw rX, func` (src=4) yields CALLBACK_TAG | target slot (EBPFJIT_CALLBACK_TAG, ebpfjit_rt.h).
+CALLBACK_TAG = 0xCB0FCA11B0000000
 
 # Runtime functions the generated code calls; jit.py binds each name to the runtime's address.
 RUNTIME_DECLS = {
@@ -50,6 +54,10 @@ RUNTIME_DECLS = {
     "ebpfjit_helper_status": (I32, (PTR, I32)),
     # uint64_t ebpfjit_ld_packet(st, offset, size, pc, int *ok)
     "ebpfjit_ld_packet": (I64, (PTR, I64, I32, I32, PTR)),
+    # uint64_t ebpfjit_jit_map_lookup(st, map, key, key_room) (csrc/jit_support.h)
+    "ebpfjit_jit_map_lookup": (I64, (PTR, I64, I64, I64)),
+    # the built-in helper 1; only its address is used (is env->helpers[1] still the built-in?)
+    "ebpfjit_helper_map_lookup_elem": (I64, (I64, I64, I64, I64, I64)),
 }
 
 # Fields of struct ebpfjit_state the generated code touches.
@@ -75,6 +83,10 @@ class StateLayout:
     env_maps: int = 8 * MAX_HELPERS
     env_nmaps: int = 8 * MAX_HELPERS + 8
     map_values: int = 24
+    map_type: int = 0
+    map_value_size: int = 8
+    map_max_entries: int = 12
+    map_flags: int = 16
 
     @classmethod
     def from_runtime(cls, layout: Mapping) -> StateLayout:
@@ -90,7 +102,10 @@ class StateLayout:
             state[name] = _offset(layout[name])
         extra = {}
         for key, attr in (("env.helpers", "env_helpers"), ("env.maps", "env_maps"),
-                          ("env.nmaps", "env_nmaps"), ("map_base.values", "map_values")):
+                          ("env.nmaps", "env_nmaps"), ("map_base.values", "map_values"),
+                          ("map_base.type", "map_type"), ("map_base.value_size", "map_value_size"),
+                          ("map_base.max_entries", "map_max_entries"),
+                          ("map_base.flags", "map_flags")):
             if key in layout:
                 extra[attr] = _offset(layout[key])
         return cls(state=state, **extra)
@@ -100,7 +115,11 @@ class StateLayout:
         items = sorted(self.state.items()) + [("env_helpers", self.env_helpers),
                                               ("env_maps", self.env_maps),
                                               ("env_nmaps", self.env_nmaps),
-                                              ("map_values", self.map_values)]
+                                              ("map_values", self.map_values),
+                                              ("map_type", self.map_type),
+                                              ("map_value_size", self.map_value_size),
+                                              ("map_max_entries", self.map_max_entries),
+                                              ("map_flags", self.map_flags)]
         return ",".join(f"{k}={v}" for k, v in items)
 
 
@@ -109,6 +128,10 @@ class LoweringOptions:
     bounds_checks: bool = True
     # Source text per pc for IR comments (disassembly when ebpfjit.disasm is available).
     comments: bool = True
+    # env->maps as the program will see them: (type, key_size, value_size, max_entries, flags)
+    # per index, or None. Lets ARRAY lookups be inlined (guarded at run time; a mismatch takes
+    # the helper path), so it is part of the compile-cache key.
+    maps: tuple | None = None
 
 
 @dataclass
@@ -124,6 +147,7 @@ class LoweringContext:
             self.module = ir.Module(name="ebpf")
         self._prof = None
         self._unlikely = None
+        self._invariant = None
 
     def runtime_fn(self, name: str) -> ir.Function:
         """Declare (once) the runtime function `name` from RUNTIME_DECLS."""
@@ -136,6 +160,25 @@ class LoweringContext:
                 fn.attributes.add("cold")
             self._decls[name] = fn
         return fn
+
+    def no_map(self):
+        """A zeroed stand-in map header (type 0, no values): header loads of a missing map."""
+        existing = self.module.globals.get("ebpf.nomap")
+        if existing is not None:
+            return existing
+        typ = ir.ArrayType(I8, self.layout.map_values + 8)
+        gv = ir.GlobalVariable(self.module, typ, "ebpf.nomap")
+        gv.linkage = "internal"
+        gv.global_constant = True
+        gv.initializer = ir.Constant(typ, None)
+        gv.align = 8
+        return gv
+
+    def invariant_md(self):
+        """`!invariant.load` metadata (an empty node)."""
+        if self._invariant is None:
+            self._invariant = self.module.add_metadata([])
+        return self._invariant
 
     def likely_weights(self):
         """`!prof` metadata: the first successor is taken (almost) always."""

@@ -23,14 +23,18 @@ from llvmlite import ir
 from ..errors import JitError
 from ..insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction, iter_pcs
 from ..isa import AluOp, AtomicOp, Class, JmpOp, Kind, Source
+from ..spec import PSEUDO_FUNC
 from . import cgutils
 from .cgutils import byte_gep, const
 from .context import (
+    CALLBACK_NAME,
+    CALLBACK_TAG,
     ENTRY_NAME,
     ERR_BAD_INSN,
     ERR_BUDGET,
     ERR_CALL_DEPTH,
     ERR_FALL_OFF,
+    ERR_HELPER,
     ERR_OOB_LOAD,
     ERR_OOB_STORE,
     ERR_UNKNOWN_HELPER,
@@ -52,6 +56,8 @@ NUM_REGS = 11
 EARLY_EXIT = 0x7FFFFFFF
 FP = 10
 HELPER_FNTY = ir.FunctionType(I64, [I64] * 5)
+MAP_ARRAY = 2                  # BPF_MAP_TYPE_ARRAY
+MAP_F_RDONLY_PROG = 1 << 7     # BPF_F_RDONLY_PROG: the value arena is read-only to programs
 
 try:   # the disassembler is optional: IR comments fall back to opcode names
     from ..disasm import format_insn as _format_insn
@@ -171,6 +177,8 @@ def fp_transfer(insn: Instruction, state: tuple) -> tuple[tuple, bool]:
             regs[insn.dst] = NOT_FP
         elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
             regs[0] = NOT_FP
+            if kind is Kind.CALL and insn.src == CALL_LOCAL:   # r1-r5 read 0 after the call
+                regs[1:6] = [NOT_FP] * 5
         elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
             if insn.imm == AtomicOp.CMPXCHG:
                 regs[0] = NOT_FP
@@ -190,6 +198,8 @@ class FunctionInfo:
     has_calls: bool = False
     states: dict[int, tuple] = field(default_factory=dict)   # fp facts at entry of each pc
     needs_fp_value: bool = False  # the frame address is used as an integer somewhere
+    r1_mem_access: bool = False   # a non-frame access through an `r1 + x` pointer (entry only)
+    map_states: dict[int, tuple] | None = None   # map facts at entry of each pc (_map_dataflow)
 
     @property
     def is_entry(self) -> bool:
@@ -229,6 +239,9 @@ def analyze_program(insns: list[Instruction]) -> ProgramInfo:
                 raise JitError(f"pc {pc} ({describe(insn, pc)}): call target {target} is not an "
                                f"instruction")
             starts.add(target)
+        target = callback_target(pc, insn)
+        if target is not None and target in by_pc:   # bpf_loop etc.: a function of its own
+            starts.add(target)
     ordered = sorted(starts)
     functions = []
     for i, start in enumerate(ordered):
@@ -255,7 +268,104 @@ def analyze_program(insns: list[Instruction]) -> ProgramInfo:
         _fp_dataflow(fn, by_pc)
     early_exit = any(by_pc[pc].kind in (Kind.LDABS, Kind.LDIND)
                      for fn in functions if not fn.is_entry for pc in fn.pcs)
+    if functions:
+        functions[0].r1_mem_access = _r1_mem_access(functions[0], by_pc)
+    if any(insn.kind is Kind.LDDW and insn.src in (1, 2) for insn in by_pc.values()):
+        for fn in functions:
+            fn.map_states = _map_dataflow(fn, by_pc)
     return ProgramInfo(by_pc, functions, by_start, early_exit)
+
+
+def _map_transfer(insn: Instruction, state: tuple) -> tuple:
+    """Map facts after `insn`: ("m", i) = the pointer env->maps[i] (lddw src=1), ("v", i, c) =
+    a value pointer of map i or NULL, plus c (a lookup in map i, lddw src=2, + constants)."""
+    kind = insn.kind
+    info = insn.info
+    regs = list(state)
+    if kind is Kind.LDDW:
+        index = insn.imm & 0xFFFFFFFF
+        regs[insn.dst] = (("m", index) if insn.src == 1 else
+                          ("v", index, (insn.imm >> 32) & 0xFFFFFFFF) if insn.src == 2 else None)
+    elif kind is Kind.ALU:
+        fact = state[insn.dst]
+        if (info.op is AluOp.MOV and info.cls is Class.ALU64 and info.source is Source.X
+                and insn.off == 0):
+            regs[insn.dst] = state[insn.src]
+        elif (info.op in (AluOp.ADD, AluOp.SUB) and info.cls is Class.ALU64
+              and info.source is Source.K and fact is not None and fact[0] == "v"):
+            delta = insn.imm if info.op is AluOp.ADD else -insn.imm
+            regs[insn.dst] = ("v", fact[1], fact[2] + delta)
+        else:
+            regs[insn.dst] = None
+    elif kind in (Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX):
+        regs[insn.dst] = None
+    elif kind is Kind.CALL:
+        fact = state[1]
+        lookup = (insn.src == CALL_HELPER and insn.imm == 1 and fact is not None
+                  and fact[0] == "m")
+        regs[0] = ("v", fact[1], 0) if lookup else None
+    elif kind in (Kind.CALLX, Kind.LDABS, Kind.LDIND):
+        regs[0] = None
+    elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
+        regs[0 if insn.imm == AtomicOp.CMPXCHG else insn.src] = None
+    return tuple(regs)
+
+
+def _map_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[int, tuple]:
+    states = {fn.start: (None,) * NUM_REGS}
+    work = [fn.start]
+    while work:
+        pc = work.pop()
+        insn = by_pc[pc]
+        out = _map_transfer(insn, states[pc])
+        for succ in _successors(pc, insn, fn):
+            old = states.get(succ)
+            new = out if old is None else tuple(a if a == b else None for a, b in zip(old, out))
+            if new != old:
+                states[succ] = new
+                work.append(succ)
+    return states
+
+
+def _r1_mem_access(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
+    """Does the entry function access memory (not its proven frame) through a pointer derived
+    from its r1 argument (`r1 + const`, `r1 + var`, copies)? Then the entry is versioned on
+    `r1 == st->mem_base && r2 == st->mem_len` (the raw convention) so LLVM knows the region."""
+    states = {fn.start: 1 << 1}          # bit i: ri may be derived from the entry r1
+    work = [fn.start]
+    while work:
+        pc = work.pop()
+        insn = by_pc[pc]
+        mask = states[pc]
+        kind = insn.kind
+        info = insn.info
+        if kind is Kind.ALU and info.cls is Class.ALU64 and info.op in (AluOp.MOV, AluOp.ADD,
+                                                                        AluOp.SUB):
+            src = info.source is Source.X and mask >> insn.src & 1
+            if info.op is AluOp.MOV:
+                derived = src if info.source is Source.X and insn.off == 0 else 0
+            else:
+                derived = src or mask >> insn.dst & 1
+            mask = mask | (1 << insn.dst) if derived else mask & ~(1 << insn.dst)
+        elif kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW):
+            mask &= ~(1 << insn.dst)
+        elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
+            mask &= ~1
+        elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
+            mask &= ~(1 << (0 if insn.imm == AtomicOp.CMPXCHG else insn.src))
+        for succ in _successors(pc, insn, fn):
+            old = states.get(succ)
+            new = mask if old is None else old | mask
+            if new != old:
+                states[succ] = new
+                work.append(succ)
+    for pc, mask in states.items():
+        insn = by_pc[pc]
+        base = _access_base(insn)
+        if (base is not None and mask >> base & 1
+                and proven_frame_offset(insn, fn.states.get(pc)) is None):
+            return True
+    return False
 
 
 def _fp_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> None:
@@ -319,6 +429,7 @@ class FunctionLowerer:
         self.checks = ctx.options.bounds_checks
         self.st = self.llfn.args[0]
         self.ok_slot = None
+        self.pc = fn.start
 
     # --- state access -------------------------------------------------------------------------
     def field_ptr(self, name: str, extra: int = 0):
@@ -362,7 +473,13 @@ class FunctionLowerer:
         self.mem = [b.alloca(I64, name=n) for n in ("mem_base.slot", "mem_len.slot",
                                                     "mem_writable.slot")]
         self.load_budget()
-        self.load_mem_region()
+        if fn.is_entry and len(llfn.args) == 5:
+            # Versioned entry body (see lower_program): the mem region arrives as arguments.
+            b.store(llfn.args[3], self.mem[0], align=8)
+            b.store(llfn.args[4], self.mem[1], align=8)
+            b.store(self.load_field("mem_writable"), self.mem[2], align=8)
+        else:
+            self.load_mem_region()
         # Frames start zeroed (as in the interpreter): results never depend on stale stack.
         b.call(memset, [self.stack, const(I8, 0), const(I64, STACK_BYTES), const(I1, 0)])
         if fn.is_entry:
@@ -390,6 +507,7 @@ class FunctionLowerer:
             b.store(value, self.regs[i], align=8)
         if fn.needs_fp_value:
             b.store(b.add(self.frame_lo, const(I64, STACK_BYTES)), self.regs[FP], align=8)
+        self.preload_maps()
         b.branch(self.blocks[fn.start])
 
         last_pc = None
@@ -412,6 +530,7 @@ class FunctionLowerer:
         if self.ctx.options.comments:
             self.builder.comment(f"pc {pc}: {describe(insn, pc)}")
         self.state = self.fn.states.get(pc)
+        self.pc = pc
         try:
             LOWER_KIND[insn.kind](self, pc, insn)
         except JitError:
@@ -520,6 +639,17 @@ class FunctionLowerer:
         if not self.checks:
             return b.inttoptr(addr, PTR, name=f"pc{pc}.ptr"), 1
         kind = ERR_OOB_STORE if write else ERR_OOB_LOAD
+        join = b.append_basic_block(f"pc{pc}.access")
+        incoming = []
+        fact = self.map_fact(base_reg)
+        if fact is not None and fact[0] == "v":
+            # A pointer from an inlined lookup / lddw src=2 of map i: test that map's value
+            # arena first (a registered env region, so access_ok would accept it too).
+            map_ptr, in_map = self.map_value_check(fact[1], addr, size, write)
+            nxt = b.append_basic_block(f"pc{pc}.notmapval")
+            incoming.append((map_ptr, b.block))
+            cgutils.cbranch_likely(b, in_map, join, nxt, self.ctx.likely_weights())
+            b.position_at_end(nxt)
         mem_base = b.load(self.mem[0], typ=I64, align=8)
         mem_len = b.load(self.mem[1], typ=I64, align=8)
         off = b.sub(addr, mem_base, name=f"pc{pc}.memoff")
@@ -529,9 +659,8 @@ class FunctionLowerer:
             writable = b.load(self.mem[2], typ=I64, align=8)
             in_mem = b.and_(in_mem, b.icmp_unsigned("!=", writable, const(I64, 0)))
         mem_ptr = byte_gep(b, b.inttoptr(mem_base, PTR), off)
-        join = b.append_basic_block(f"pc{pc}.access")
         nxt = b.append_basic_block(f"pc{pc}.notmem")
-        incoming = [(mem_ptr, b.block)]
+        incoming.append((mem_ptr, b.block))
         cgutils.cbranch_likely(b, in_mem, join, nxt, self.ctx.likely_weights())
         b.position_at_end(nxt)
         if self.frame_lo is not None:
@@ -662,6 +791,8 @@ class FunctionLowerer:
             r0 = b.call(callee, [self.st] + self.call_args(), name=f"pc{pc}.call")
             self.store_field("depth", depth)
             self.write_reg(0, r0)
+            for reg in range(1, 6):   # the caller's r1-r5 read 0 after a local call
+                self.write_reg(reg, const(I64, 0))
             self.check_status_after_call(pc, helper=False)
             return
         if insn.src == CALL_KFUNC:
@@ -673,7 +804,164 @@ class FunctionLowerer:
         if not 0 <= helper_id < MAX_HELPERS:
             self.fault(ERR_UNKNOWN_HELPER, pc, info=const(I64, helper_id))
             return
+        if helper_id == 1 and self.lower_map_lookup(pc):
+            return
         self.call_helper_slot(pc, helper_id)
+
+    # --- maps -----------------------------------------------------------------------------------
+    def map_fact(self, reg: int):
+        """The map fact of `reg` at the current pc: ("m", i) = env->maps[i] itself,
+        ("v", i, c) = a value pointer of map i (or NULL) + c; None if unknown."""
+        states = self.fn.map_states.get(self.pc) if self.fn.map_states else None
+        return states[reg] if states is not None else None
+
+    def invariant_load(self, ptr, typ, align):
+        """A load of run-invariant runtime data (env, map headers): LLVM may hoist it."""
+        value = self.builder.load(ptr, typ=typ, align=align)
+        value.set_metadata("invariant.load", self.ctx.invariant_md())
+        return value
+
+    def preload_maps(self):
+        """At function entry: for every map index a lddw src=1/2 of this function names, the
+        map pointer (NULL when env/maps/the slot is missing: the lddw then faults) and its
+        header fields (env and maps do not change during a run), as SSA values that dominate
+        the body, so loops neither reload nor recheck them."""
+        self.map_info = {}
+        indices = sorted({insn.imm & 0xFFFFFFFF for pc in self.fn.pcs
+                          for insn in (self.prog.insns[pc],)
+                          if insn.kind is Kind.LDDW and insn.src in (1, 2)})
+        if not indices:
+            return
+        b = self.builder
+        layout = self.ctx.layout
+        null = ir.Constant(PTR, None)
+        env = self.load_field("env", PTR)
+        start = b.block
+        has_env = b.append_basic_block("maps.env")
+        slots = b.append_basic_block("maps.slots")
+        done = b.append_basic_block("maps.done")
+        b.cbranch(b.icmp_unsigned("!=", b.ptrtoint(env, I64), const(I64, 0)), has_env, done)
+        b.position_at_end(has_env)
+        nmaps = b.load(byte_gep(b, env, layout.env_nmaps), typ=I32, align=4)
+        maps = b.load(byte_gep(b, env, layout.env_maps), typ=PTR, align=8)
+        b.cbranch(b.and_(b.icmp_unsigned("!=", b.ptrtoint(maps, I64), const(I64, 0)),
+                         b.icmp_unsigned("!=", nmaps, const(I32, 0))), slots, done)
+        b.position_at_end(slots)
+        last = b.sub(nmaps, const(I32, 1))
+        loaded = []
+        for index in indices:
+            # maps[min(index, nmaps - 1)] stays inside the array; out of range selects NULL.
+            inside = b.icmp_unsigned("<", const(I32, index), nmaps)
+            slot = b.select(inside, const(I32, index), last)
+            mp = b.load(b.gep(maps, [b.zext(slot, I64)], source_etype=PTR), typ=PTR, align=8)
+            loaded.append(b.select(inside, mp, null))
+        b.branch(done)
+        b.position_at_end(done)
+        dummy = self.ctx.no_map()
+        phis = []
+        for index, mp_loaded in zip(indices, loaded):   # phis first: grouped at the top
+            mp = b.phi(PTR, name=f"map{index}")
+            mp.add_incoming(null, start)
+            mp.add_incoming(null, has_env)
+            mp.add_incoming(mp_loaded, slots)
+            phis.append(mp)
+        for index, mp in zip(indices, phis):
+            is_null = b.icmp_unsigned("==", b.ptrtoint(mp, I64), const(I64, 0))
+            safe = b.select(is_null, dummy, mp)
+            fields = {name: b.load(byte_gep(b, safe, off), typ=I32, align=4)
+                      for name, off in (("type", layout.map_type),
+                                        ("value_size", layout.map_value_size),
+                                        ("max_entries", layout.map_max_entries),
+                                        ("flags", layout.map_flags))}
+            values = b.load(byte_gep(b, safe, layout.map_values), typ=PTR, align=8)
+            base = b.ptrtoint(values, I64)
+            stride = b.and_(b.add(b.zext(fields["value_size"], I64), const(I64, 7)),
+                            const(I64, -8))
+            length = b.mul(b.zext(fields["max_entries"], I64), stride)
+            fields.update(mp=mp, is_null=is_null, values=values, values_int=base,
+                          arena_len=b.select(b.icmp_unsigned("==", base, const(I64, 0)),
+                                             const(I64, 0), length))
+            self.map_info[index] = fields
+
+    def map_pointer(self, index: int):
+        """env->maps[index], known non-NULL (a lddw src=1/2 of it already ran on every path)."""
+        return self.map_info[index]["mp"]
+
+    def map_value_check(self, index: int, addr, size: int, write: bool):
+        """(pointer, condition): is [addr, addr+size) inside map `index`'s value arena
+        (values .. values + max_entries * round_up(value_size, 8); NULL values: never)?"""
+        b = self.builder
+        info = self.map_info[index]
+        length = info["arena_len"]
+        off = b.sub(addr, info["values_int"])
+        cond = b.and_(b.icmp_unsigned("<", off, length),
+                      b.icmp_unsigned("<=", const(I64, size), b.sub(length, off)))
+        if write:
+            cond = b.and_(cond, b.icmp_unsigned(
+                "==", b.and_(info["flags"], const(I32, MAP_F_RDONLY_PROG)), const(I32, 0)))
+        return byte_gep(b, info["values"], off), cond
+
+    def lower_map_lookup(self, pc: int) -> bool:
+        """bpf_map_lookup_elem(map, key) where r1 is env->maps[i] (dataflow) and r2 points into
+        this frame: if env->helpers[1] is still the built-in helper, ARRAY maps described at
+        compile time are looked up inline (kernel array_map_gen_lookup, guarded by the run-time
+        type/sizes), other maps through ebpfjit_jit_map_lookup; otherwise the generic call."""
+        fact = self.map_fact(1)
+        key = self.state[2] if self.state is not None else None
+        if fact is None or fact[0] != "m" or not _is_fp(key) or key is MAYBE_FP:
+            return False
+        if not -STACK_BYTES <= key < 0 or not self.fn.needs_fp_value:
+            return False
+        b = self.builder
+        ctx = self.ctx
+        layout = ctx.layout
+        index = fact[1]
+        room = -key
+        maps = ctx.options.maps
+        desc = maps[index] if maps is not None and index < len(maps) else None
+        env = self.invariant_load(self.field_ptr("env"), PTR, 8)
+        helper = self.invariant_load(byte_gep(b, env, layout.env_helpers + 8), PTR, 8)
+        builtin = ctx.runtime_fn("ebpfjit_helper_map_lookup_elem")
+        is_builtin = b.icmp_unsigned("==", b.ptrtoint(helper, I64), b.ptrtoint(builtin, I64))
+        done = b.append_basic_block(f"pc{pc}.lookup.done")
+        fast = b.append_basic_block(f"pc{pc}.lookup.fast")
+        generic = b.append_basic_block(f"pc{pc}.lookup.generic")
+        cgutils.cbranch_likely(b, is_builtin, fast, generic, ctx.likely_weights())
+        b.position_at_end(generic)
+        self.call_helper_slot(pc, 1)
+        b.branch(done)
+        b.position_at_end(fast)
+        info = self.map_info[index]
+        if desc is not None and desc[0] == MAP_ARRAY and desc[1] == 4 and room >= 4:
+            _, _, value_size, max_entries, _ = desc
+            stride = (value_size + 7) & ~7
+            typ, vsize, count = info["type"], info["value_size"], info["max_entries"]
+            same = b.and_(b.icmp_unsigned("==", typ, const(I32, MAP_ARRAY)),
+                          b.and_(b.icmp_unsigned("==", vsize, const(I32, value_size)),
+                                 b.icmp_unsigned("==", count, const(I32, max_entries))))
+            inline = b.append_basic_block(f"pc{pc}.lookup.array")
+            call = b.append_basic_block(f"pc{pc}.lookup.call")
+            cgutils.cbranch_likely(b, same, inline, call, ctx.likely_weights())
+            b.position_at_end(inline)
+            idx = b.load(byte_gep(b, self.stack, STACK_BYTES + key), typ=I32, align=4 if key % 4 == 0 else 1)
+            slot = byte_gep(b, info["values"], b.mul(b.zext(idx, I64), const(I64, stride)))
+            inb = b.icmp_unsigned("<", idx, const(I32, max_entries))
+            self.write_reg(0, b.select(inb, b.ptrtoint(slot, I64), const(I64, 0)))
+            b.branch(done)
+            b.position_at_end(call)
+        r0 = b.call(ctx.runtime_fn("ebpfjit_jit_map_lookup"),
+                    [self.st, self.read_reg(1), self.read_reg(2), const(I64, room)],
+                    name=f"pc{pc}.lookup")
+        self.write_reg(0, r0)
+        status = self.load_field("status", I32)
+        bad = b.append_basic_block(f"pc{pc}.lookup.unwind")
+        cgutils.cbranch_unlikely(b, b.icmp_unsigned("!=", status, const(I32, 0)), bad, done,
+                                 ctx.unlikely_weights())
+        b.position_at_end(bad)
+        self.store_budget()
+        self.return_status(b.call(ctx.runtime_fn("ebpfjit_helper_status"), [self.st, const(I32, pc)]))
+        b.position_at_end(done)
+        return True
 
     def lower_callx(self, pc: int, insn: Instruction):
         # callx: the helper id is the value of the register in dst; the runtime looks it up
@@ -709,31 +997,25 @@ class FunctionLowerer:
         if insn.src == 0:
             self.write_reg(insn.dst, const(I64, insn.imm))
             return
+        target = callback_target(pc, insn)
+        if target is not None and target in self.prog.insns:
+            self.write_reg(insn.dst, const(I64, CALLBACK_TAG | target))
+            return
         if insn.src not in (1, 2):
             self.fault(ERR_BAD_INSN, pc, info=const(I64, insn.imm & 0xFFFFFFFF))
             b.position_at_end(b.append_basic_block(f"pc{pc}.after"))
             return
         # lddw src=1: env->maps[idx]; src=2: ((map_base *)env->maps[idx])->values + imm_hi.
         # A missing env/map/values faults BAD_INSN with fault_info = idx (as the interpreter).
-        layout = self.ctx.layout
         index = insn.imm & 0xFFFFFFFF
         info = const(I64, index)
-
-        def null(ptr):
-            return b.icmp_unsigned("==", b.ptrtoint(ptr, I64), const(I64, 0))
-
-        env = self.load_field("env", PTR)
-        self.fault_if(null(env), ERR_BAD_INSN, pc, info=info, name="noenv")
-        nmaps = b.load(byte_gep(b, env, layout.env_nmaps), typ=I32, align=4)
-        maps = b.load(byte_gep(b, env, layout.env_maps), typ=PTR, align=8)
-        self.fault_if(b.or_(b.icmp_unsigned("<=", nmaps, const(I32, index)), null(maps)),
-                      ERR_BAD_INSN, pc, info=info, name="nomaps")
-        mp = b.load(byte_gep(b, maps, 8 * index), typ=PTR, align=8, name=f"map{index}")
-        self.fault_if(null(mp), ERR_BAD_INSN, pc, info=info, name="nomap")
+        # (env, maps and the map were loaded once at function entry: preload_maps)
+        mapinfo = self.map_info[index]
+        self.fault_if(mapinfo["is_null"], ERR_BAD_INSN, pc, info=info, name="nomap")
         if insn.src == 1:
-            self.write_reg(insn.dst, b.ptrtoint(mp, I64))
+            self.write_reg(insn.dst, b.ptrtoint(mapinfo["mp"], I64))
             return
-        values = b.load(byte_gep(b, mp, layout.map_values), typ=I64, align=8)
+        values = mapinfo["values_int"]
         self.fault_if(b.icmp_unsigned("==", values, const(I64, 0)), ERR_BAD_INSN, pc, info=info,
                       name="novalues")
         self.write_reg(insn.dst, b.add(values, const(I64, (insn.imm >> 32) & 0xFFFFFFFF)))
@@ -878,22 +1160,93 @@ def lower_program(insns: list[Instruction], ctx: LoweringContext) -> ir.Module:
     prog = analyze_program(insns)
     module = ctx.module
     llfns = {}
+    versioned = ctx.options.bounds_checks and prog.functions[0].r1_mem_access
     for fn in prog.functions:
-        if fn.is_entry:
+        name = fn.name
+        if fn.is_entry and versioned:
+            fnty = ir.FunctionType(I32, [PTR, I64, I64, I64, I64])
+            name = ENTRY_NAME + ".body"
+        elif fn.is_entry:
             fnty = ir.FunctionType(I32, [PTR, I64, I64])
         else:
             fnty = ir.FunctionType(I64, [PTR] + [I64] * 5)
-        llfn = ir.Function(module, fnty, fn.name)
+        llfn = ir.Function(module, fnty, name)
         llfn.attributes.add("nounwind")
-        if not fn.is_entry:
+        if not fn.is_entry or versioned:
             llfn.linkage = "internal"
+        if fn.is_entry and versioned:
+            llfn.attributes.add("alwaysinline")
         llfn.args[0].name = "st"
         for i, arg in enumerate(llfn.args[1:], start=1):
             arg.name = f"arg.r{i}"
         llfns[fn.start] = llfn
     for fn in prog.functions:
         FunctionLowerer(ctx, prog, fn, llfns).lower()
+    if versioned:
+        _versioned_entry(ctx, llfns[0])
+    _callback_entry(ctx, prog, llfns)
     return module
+
+
+def callback_target(pc: int, insn: Instruction) -> int | None:
+    """Target slot of `lddw rX, func` (src=4, BPF_PSEUDO_FUNC): pc + 1 + imm, else None."""
+    if insn.kind is not Kind.LDDW or insn.src != PSEUDO_FUNC:
+        return None
+    low = insn.imm & 0xFFFFFFFF
+    return pc + 1 + (low - (1 << 32) if low & 0x80000000 else low)
+
+
+def _callback_entry(ctx: LoweringContext, prog: ProgramInfo, llfns: dict[int, ir.Function]):
+    """`uint64_t ebpf_callback(st, pc, r1..r5)` (ebpfjit_jit_callback_fn): runs the function at
+    `pc` for ebpfjit_invoke_callback, which validated pc and counted the frame. A packet load
+    that ends a callback early (EARLY_EXIT) ends just the callback, with r0 = 0 (interpreter)."""
+    fn = ir.Function(ctx.module, ir.FunctionType(I64, [PTR] + [I64] * 6), CALLBACK_NAME)
+    fn.attributes.add("nounwind")
+    st, pc_arg = fn.args[0], fn.args[1]
+    st.name, pc_arg.name = "st", "pc"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    bad = fn.append_basic_block("bad")
+    switch = b.switch(pc_arg, bad)
+    for start, callee in sorted(llfns.items()):
+        if start == 0:
+            continue
+        block = fn.append_basic_block(f"pc{start}")
+        switch.add_case(const(I64, start), block)
+        b.position_at_end(block)
+        r0 = b.call(callee, [st] + list(fn.args[2:]))
+        status_ptr = byte_gep(b, st, ctx.field_offset("status"))
+        status = b.load(status_ptr, typ=I32, align=4)
+        early = b.icmp_unsigned("==", status, const(I32, EARLY_EXIT))
+        with b.if_then(early):
+            b.store(const(I32, 0), status_ptr, align=4)
+            b.store(const(I64, 0), byte_gep(b, st, ctx.field_offset("r0")), align=8)
+        b.ret(b.select(early, const(I64, 0), r0))
+    b.position_at_end(bad)
+    b.call(ctx.runtime_fn("ebpfjit_fault"), [st, const(I32, ERR_HELPER), ir.Constant(I32, -1),
+                                             const(I64, 0), const(I64, 0)])
+    b.ret(const(I64, 0))
+
+
+def _versioned_entry(ctx: LoweringContext, body: ir.Function) -> None:
+    """`ebpf_entry(st, r1, r2)`: when r1/r2 are the mem region (the raw convention: base and
+    length), call the body with the region given as r1/r2 themselves, so LLVM can relate the
+    program's own length checks to the bounds checks (and drop them); otherwise with the
+    region loaded from st. The body is always inlined: two specialised copies."""
+    fn = ir.Function(ctx.module, ir.FunctionType(I32, [PTR, I64, I64]), ENTRY_NAME)
+    fn.attributes.add("nounwind")
+    st, r1, r2 = fn.args
+    st.name, r1.name, r2.name = "st", "arg.r1", "arg.r2"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    base = b.load(byte_gep(b, st, ctx.field_offset("mem_base")), typ=I64, align=8)
+    length = b.load(byte_gep(b, st, ctx.field_offset("mem_len")), typ=I64, align=8)
+    raw = b.and_(b.icmp_unsigned("==", r1, base), b.icmp_unsigned("==", r2, length))
+    fast = fn.append_basic_block("raw")
+    slow = fn.append_basic_block("general")
+    b.cbranch(raw, fast, slow)
+    b.position_at_end(fast)
+    b.ret(b.call(body, [st, r1, r2, r1, r2]))
+    b.position_at_end(slow)
+    b.ret(b.call(body, [st, r1, r2, base, length]))
 
 
 __all__ = ["lower_program", "analyze_program", "proven_frame_offset", "describe", "I1"]

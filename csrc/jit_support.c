@@ -1,0 +1,43 @@
+/* jit_support.c: fast paths for JIT-compiled code (see jit_support.h). */
+#include <string.h>
+
+#include "jit_support.h"
+#include "maps.h"
+#include "runtime_api.h"
+
+uint64_t ebpfjit_jit_map_lookup(struct ebpfjit_state *st, uint64_t map, uint64_t key,
+                                uint64_t key_room)
+{
+    struct ebpfjit_map *m = (struct ebpfjit_map *)(uintptr_t)map;
+
+    if (m->base.key_size <= key_room)
+        return (uint64_t)(uintptr_t)ebpfjit_map_lookup_prog(m, (const void *)(uintptr_t)key,
+                                                            st->cpu);
+    /* The key runs past the frame: the helper's own checks decide (and may fault). */
+    return ebpfjit_helper_map_lookup_elem(map, key, 0, 0, 0);
+}
+
+/* Real entry points (cffi's ffi.addressof yields its own wrappers: one more jump per call,
+ * and an address that differs from what env->helpers[] holds). */
+const void *ebpfjit_jit_symbol(const char *name)
+{
+    static const struct {
+        const char *name;
+        const void *addr;
+    } table[] = {
+        {"ebpfjit_fault", (const void *)ebpfjit_fault},
+        {"ebpfjit_access_ok", (const void *)ebpfjit_access_ok},
+        {"ebpfjit_call_helper", (const void *)ebpfjit_call_helper},
+        {"ebpfjit_helper_status", (const void *)ebpfjit_helper_status},
+        {"ebpfjit_ld_packet", (const void *)ebpfjit_ld_packet},
+        {"ebpfjit_current", (const void *)ebpfjit_current},
+        {"ebpfjit_jit_map_lookup", (const void *)ebpfjit_jit_map_lookup},
+        {"ebpfjit_helper_map_lookup_elem", (const void *)ebpfjit_helper_map_lookup_elem},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(table[i].name, name) == 0)
+            return table[i].addr;
+    return NULL;
+}
