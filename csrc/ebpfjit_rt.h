@@ -20,7 +20,8 @@
 #define EBPFJIT_MAX_HELPERS 512
 #define EBPFJIT_MAX_RUN_REGIONS 8     /* per-run extra regions: ctx struct, packet, metadata */
 #define EBPFJIT_MAX_ENV_REGIONS 256   /* per-object regions: map value arenas, ringbuf data */
-#define EBPFJIT_MAX_TAIL_CALLS 33     /* MAX_TAIL_CALL_CNT */
+#define EBPFJIT_MAX_TAIL_CALLS 33
+#define EBPFJIT_MAX_VCPUS 256         /* per-CPU slots an env can have (see ebpfjit_env.ncpus) */     /* MAX_TAIL_CALL_CNT */
 #define EBPFJIT_DEFAULT_BUDGET 100000000ULL
 #define EBPFJIT_MAX_HELD_LOCKS 4      /* bpf_spin_locks one run may hold at once */
 
@@ -86,6 +87,10 @@ struct ebpfjit_env {
     uint32_t nregions;
     struct ebpfjit_region regions[EBPFJIT_MAX_ENV_REGIONS];
     void *user;                     /* owner's handle (Python object for trace output, ...) */
+    /* Virtual CPUs: a run occupies one of `ncpus` slots for its whole duration, as a kernel
+     * program owns its CPU, so per-CPU map values are never shared by concurrent runs. */
+    uint32_t ncpus;
+    uint8_t vcpu_busy[EBPFJIT_MAX_VCPUS];
 };
 
 /* One program as the runner sees it. The interpreter reads `code`; the JIT fills `jit_fn`. */
@@ -154,6 +159,8 @@ uint64_t ebpfjit_call_helper(struct ebpfjit_state *st, uint64_t id, uint64_t r1,
 struct ebpfjit_env *ebpfjit_env_new(void);
 void ebpfjit_env_free(struct ebpfjit_env *env);
 int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable);
+/* Per-CPU slots (virtual CPUs) of an env: 1..EBPFJIT_MAX_VCPUS; -1 otherwise. */
+int ebpfjit_env_set_ncpus(struct ebpfjit_env *env, uint32_t ncpus);
 
 /* Prepare `st` for a run (results cleared, budget, depth 0, env); regions are kept. */
 void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint64_t budget);

@@ -3,9 +3,11 @@
  * trampolines), legacy packet loads, and the runners (tail-call loop, Python entry, timing loop).
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ebpfjit_rt.h"
 #include "runtime_api.h"
@@ -120,7 +122,51 @@ uint64_t ebpfjit_ld_packet(struct ebpfjit_state *st, uint64_t offset, uint32_t s
 
 struct ebpfjit_env *ebpfjit_env_new(void)
 {
-    return calloc(1, sizeof(struct ebpfjit_env));
+    struct ebpfjit_env *env = calloc(1, sizeof(struct ebpfjit_env));
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (env)
+        env->ncpus = n < 1 ? 1 : n > EBPFJIT_MAX_VCPUS ? EBPFJIT_MAX_VCPUS : (uint32_t)n;
+    return env;
+}
+
+int ebpfjit_env_set_ncpus(struct ebpfjit_env *env, uint32_t ncpus)
+{
+    if (ncpus < 1 || ncpus > EBPFJIT_MAX_VCPUS)
+        return -1;
+    env->ncpus = ncpus;
+    return 0;
+}
+
+/* The slot this thread used last: trying it first keeps a thread on "its" CPU (warm per-CPU
+ * values, and one uncontended exchange per run). */
+static __thread uint32_t vcpu_hint EBPFJIT_TLS_IE;
+
+static uint32_t vcpu_acquire(struct ebpfjit_env *env)
+{
+    uint32_t n = env->ncpus ? env->ncpus : 1, i, tries;
+
+    for (tries = 0;; tries++) {
+        for (i = 0; i < n; i++) {
+            uint32_t cpu = (vcpu_hint + i) % n;
+            if (!__atomic_load_n(&env->vcpu_busy[cpu], __ATOMIC_RELAXED) &&
+                !__atomic_exchange_n(&env->vcpu_busy[cpu], 1, __ATOMIC_ACQUIRE)) {
+                vcpu_hint = cpu;
+                return cpu;
+            }
+        }
+        /* Every CPU is running a program: wait for one to finish, as a thread would wait
+         * for a CPU. Runs are bounded by their budget, so this ends. */
+        if (tries < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ __volatile__("yield" ::: "memory");
+#endif
+        } else {
+            sched_yield();
+        }
+    }
 }
 
 void ebpfjit_env_free(struct ebpfjit_env *env)
@@ -208,6 +254,8 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
 {
     struct ebpfjit_state *saved = current_state;   /* a Python helper may start a nested run */
     int32_t status;
+    struct ebpfjit_env *vcpu_env = prog->env;   /* tail calls may switch prog (and env) */
+    int own_vcpu;
 
     st->r0 = 0;
     st->status = EBPFJIT_OK;
@@ -218,6 +266,9 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
     st->tail_target = NULL;
     st->env = prog->env;
     st->nlocks = 0;
+    /* A nested run on this thread (from a Python helper) stays on its caller's CPU. */
+    own_vcpu = !(saved && saved->env == vcpu_env);
+    st->cpu = own_vcpu ? vcpu_acquire(vcpu_env) : saved->cpu;
     current_state = st;
     for (;;) {
         status = run_once(prog, st, engine, r1, r2);
@@ -255,6 +306,8 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
     }
     if (st->status == EBPFJIT_OK)
         st->depth = 0;   /* on a fault the frames stay described, for the error message */
+    if (own_vcpu)
+        __atomic_store_n(&vcpu_env->vcpu_busy[st->cpu], 0, __ATOMIC_RELEASE);
     current_state = saved;
     return st->status;
 }

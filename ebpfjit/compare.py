@@ -152,7 +152,7 @@ def _comparable_maps(spec) -> list[str]:
 
 
 @contextmanager
-def _pinned_to_one_cpu():
+def pinned_to_one_cpu():
     """Pin the calling thread to its current CPU (the first allowed one) for the block."""
     try:
         before = os.sched_getaffinity(0)
@@ -261,7 +261,7 @@ def _run_kernel(kprog, data: bytes, repeat: int = 1) -> tuple[int, bytes, float]
     """(retval, output, ns per run) of the kernel, with the type's input convention."""
     from .spec import ProgType
     ptype = kprog.type
-    with _pinned_to_one_cpu():
+    with pinned_to_one_cpu():
         if ptype == ProgType.SYSCALL:
             tr = kprog.test_run(b"", ctx_in=data or None)
             return tr.retval, bytes(tr.ctx_out or b""), tr.duration_ns

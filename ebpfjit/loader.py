@@ -464,7 +464,9 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
 
     Args:
         path_or_bytes: a path or the ELF bytes.
-        ncpus: slots of per-CPU maps (default: the host's CPU count).
+        ncpus: virtual CPUs of the object: the slots of its per-CPU maps, and how many of its
+            programs may run at once (each concurrent run occupies one CPU, as in the kernel,
+            so per-CPU values are never shared). Default: the host's CPU count.
         rodata: values for `const volatile` globals (name -> int or bytes), set before the
             maps are created, as a libbpf skeleton's `skel->rodata->name = value`.
         programs: names of the programs to load (default: all).
@@ -487,11 +489,13 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
                                                for n, m in spec.maps.items()})
         _patch_rodata(spec, rodata)
     env = Env()
+    if ncpus is not None:
+        env.ncpus = ncpus
     _helpers.install_builtin_helpers(env)
     maps: dict[str, Any] = {}
     for name, mspec in spec.maps.items():
         lock = _spin_lock_offset(spec.btf, mspec.value_type_id)
-        maps[name] = Map(mspec, ncpus, btf=spec.btf, spin_lock_off=lock)
+        maps[name] = Map(mspec, env.ncpus, btf=spec.btf, spin_lock_off=lock)
     for m in maps.values():
         m.attach(env)
     env.set_maps([m.ptr for m in maps.values()])

@@ -135,6 +135,16 @@ class Env:
         """Address of the C function installed for `helper_id` (0 if none)."""
         return _addr(self.ptr.helpers[_check_id(helper_id)])
 
+    @property
+    def ncpus(self) -> int:
+        """Virtual CPUs: per-CPU slots, and how many runs of this env may execute at once."""
+        return int(self.ptr.ncpus)
+
+    @ncpus.setter
+    def ncpus(self, value: int) -> None:
+        if lib.ebpfjit_env_set_ncpus(self.ptr, int(value)) != 0:
+            raise EbpfError(f"ncpus must be 1..{lib.EBPFJIT_MAX_VCPUS}, not {value}")
+
     def add_region(self, base: int | Any, length: int, writable: bool) -> None:
         """Let programs of this env touch [base, base+length). `base` is an address, a cdata
         pointer, or a buffer object (kept alive by the Env)."""

@@ -15,6 +15,7 @@ from conftest import PROGS_DIR
 from test_objects import PACKETS
 
 import ebpfjit
+from ebpfjit.compare import pinned_to_one_cpu
 from ebpfjit.elf import load_spec
 from ebpfjit.spec import MapType, ProgType
 
@@ -80,7 +81,10 @@ def test_same_as_kernel(kernel, path, name):
     try:
         ours = {engine: ebpfjit.load(str(path), programs=chosen) for engine in ENGINES}
         for label, pkt in PACKETS.items():
-            kr = ko.programs[name].test_run(pkt)
+            # Our single-threaded runs occupy virtual CPU 0; run the kernel's on CPU 0 too, so
+            # maps keyed by bpf_get_smp_processor_id() agree.
+            with pinned_to_one_cpu():
+                kr = ko.programs[name].test_run(pkt)
             for engine, o in ours.items():
                 got = _run_ours(o, name, engine, pkt)
                 assert got == (kr.retval, kr.data_out), f"{label} on {engine}"

@@ -5,6 +5,7 @@
 #define EBPFJIT_MAX_RUN_REGIONS 8
 #define EBPFJIT_MAX_ENV_REGIONS 256
 #define EBPFJIT_MAX_TAIL_CALLS 33
+#define EBPFJIT_MAX_VCPUS 256
 #define EBPFJIT_DEFAULT_BUDGET ...
 #define EBPFJIT_MAX_HELD_LOCKS 4
 #define EBPFJIT_ENGINE_INTERP 0
@@ -54,6 +55,8 @@ struct ebpfjit_env {
     uint32_t nregions;
     struct ebpfjit_region regions[256];
     void *user;
+    uint32_t ncpus;
+    uint8_t vcpu_busy[256];
 };
 
 struct ebpfjit_prog {
@@ -103,6 +106,7 @@ uint64_t ebpfjit_call_helper(struct ebpfjit_state *st, uint64_t id, uint64_t r1,
 struct ebpfjit_env *ebpfjit_env_new(void);
 void ebpfjit_env_free(struct ebpfjit_env *env);
 int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable);
+int ebpfjit_env_set_ncpus(struct ebpfjit_env *env, uint32_t ncpus);
 void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint64_t budget);
 int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
                     uint64_t r1, uint64_t r2);
