@@ -73,17 +73,56 @@ def test_interp_memsum(benchmark):
     print(f"\nmemsum: {ns / MEMSUM_INSNS:.2f} ns/insn (run_repeat)")
 
 
-def test_run_call_overhead(benchmark):
-    """One LoadedProgram.run of a 2-instruction program vs a bare cffi call."""
+def _ns(fn, n=100_000, repeat=7):
+    """Min over `repeat` timeit rounds of `n` calls, ns per call."""
     import timeit
+    return min(timeit.repeat(fn, number=n, repeat=repeat)) / n * 1e9
+
+
+def test_run_call_overhead(benchmark):
+    """The run-entry paths vs a bare cffi call (printed as ratios; no timing asserts):
+    LoadedProgram.run and Program.run of a 2-instruction program (no mem, bytes, bytearray;
+    both engines), one run inside C (run_repeat), and XDP: ObjectProgram.run per packet and
+    run_batch per packet."""
+    from pathlib import Path
+
+    import ebpfjit
+    from ebpfjit.program import Program
+
     prog = _program("mov %r0, 7\nexit")
     run = prog.run
     benchmark(run)
-    n = 200_000
-    bare = min(timeit.repeat(runtime.lib.ebpfjit_current, number=n, repeat=5)) / n * 1e9
-    empty = min(timeit.repeat(run, number=n, repeat=5)) / n * 1e9
-    data = bytes(64)
-    with_bytes = min(timeit.repeat(lambda: run(data), number=n, repeat=5)) / n * 1e9
-    in_c = prog.run_repeat(b"", n)[1]
-    print(f"\nbare cffi call {bare:.0f} ns; run() {empty:.0f} ns ({empty / bare:.2f}x); "
-          f"run(bytes(64)) {with_bytes:.0f} ns; one run inside C {in_c:.0f} ns")
+    if benchmark.stats is None:      # --benchmark-disable: correctness only
+        n, batch_n = 20, 10
+    else:
+        n, batch_n = 100_000, 200
+    bare = _ns(runtime.lib.ebpfjit_current, n)
+    rows = [("bare cffi call (no arguments)", bare)]
+    data, buf = bytes(64), bytearray(64)
+    rows.append(("LoadedProgram.run()", _ns(run, n)))
+    rows.append(("LoadedProgram.run(bytes(64))", _ns(lambda: run(data), n)))
+    rows.append(("LoadedProgram.run(bytearray(64))", _ns(lambda: run(buf), n)))
+    p = Program(assemble("mov %r0, 7\nexit"))
+    assert p.run() == 7 and p.run(engine="jit") == 7
+    prun = p.run
+    rows.append(("Program.run()", _ns(prun, n)))
+    rows.append(("Program.run(bytes(64))", _ns(lambda: prun(data), n)))
+    rows.append(("Program.run(engine='jit')", _ns(lambda: prun(engine="jit"), n)))
+    rows.append(("one run inside C, interp (run_repeat)", prog.run_repeat(b"", max(n, 1000))[1]))
+    rows.append(("one run inside C, jit (run_repeat)",
+                 p.loaded.run_repeat(b"", max(n, 1000), engine="jit")[1]))
+    obj = ebpfjit.load(Path(__file__).resolve().parents[1] / "tests" / "progs" /
+                       "xdp_drop_ip.o")
+    xdp = obj.programs["xdp_drop_ip"]
+    pkt = bytes(14) + bytes(50)
+    packets = [pkt] * 1000
+    for engine in ("interp", "jit"):
+        assert xdp.run(pkt, engine=engine) == 2 and xdp.run(pkt, engine=engine) == 2
+        rows.append((f"ObjectProgram.run(xdp 64 B, {engine})",
+                     _ns(lambda e=engine, xrun=xdp.run: xrun(pkt, e), n // 2)))
+        assert xdp.run_batch(packets[:3], engine=engine) == [2, 2, 2]
+        per = _ns(lambda e=engine: xdp.run_batch(packets, e), batch_n // 20 or 1) / len(packets)
+        rows.append((f"ObjectProgram.run_batch(1000 x xdp 64 B, {engine}) per packet", per))
+    print()
+    for name, ns in rows:
+        print(f"  {name:58s} {ns:8.1f} ns  {ns / bare:5.2f}x bare")

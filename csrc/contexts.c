@@ -3,6 +3,7 @@
  * kernel's, checked against it by tests/test_kernel_compare.py.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -71,7 +72,9 @@ int ebpfjit_xdp_init(struct ebpfjit_xdp *x, const uint8_t *pkt, uint32_t len,
         return -EINVAL;
     if (len > EBPFJIT_PAGE_SIZE - headroom - EBPFJIT_SHINFO_SIZE)
         return -E2BIG;
-    memset(x, 0, sizeof(*x));
+    /* Only the headroom can become visible (adjust_head/meta); adjust_tail clears what it
+     * grows, so the tail of the frame is never read and need not be cleared per run. */
+    memset(x, 0, offsetof(struct ebpfjit_xdp, frame) + headroom);
     x->kind = EBPFJIT_CTX_XDP;
     x->meta = headroom;
     x->data = headroom + metalen;
@@ -291,7 +294,8 @@ int ebpfjit_skb_init(struct ebpfjit_skb *s, const uint8_t *pkt, uint32_t len, in
     /* Without a real device we only have the loopback device (ifindex 1). */
     if (ctx_in && get32(ctx_in, SKB_IFINDEX) > 1)
         return -ENODEV;
-    memset(s, 0, sizeof(*s));
+    /* Programs and helpers reach buf only within [data, data + len): clear up to there. */
+    memset(s, 0, offsetof(struct ebpfjit_skb, buf) + EBPFJIT_SKB_HEADROOM);
     s->kind = EBPFJIT_CTX_SKB;
     s->is_l2 = is_l2 ? 1 : 0;
     memcpy(s->buf + EBPFJIT_SKB_HEADROOM, pkt, len);
@@ -404,6 +408,124 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
     return status;
+}
+
+/* --- fast per-packet entry points (ObjectProgram.run / run_batch) ---------------------- */
+
+union pkt_model {
+    struct ebpfjit_xdp xdp;
+    struct ebpfjit_skb skb;
+};
+
+/* One packet on a fresh model in `m`: the verdict (r0 as u32) or EBPFJIT_PKT_FAULT /
+ * EBPFJIT_PKT_REFUSED. The caller clears the run (clear_run) when done with `st`. */
+static int64_t pkt_once(const struct ebpfjit_runner *rn, struct ebpfjit_state *st,
+                        union pkt_model *m, const uint8_t *pkt, uint64_t len)
+{
+    uint64_t ctx;
+
+    if (rn->ctx == EBPFJIT_RUNNER_XDP) {
+        if (len > EBPFJIT_PAGE_SIZE || ebpfjit_xdp_init(&m->xdp, pkt, (uint32_t)len, NULL))
+            return EBPFJIT_PKT_REFUSED;
+        set_ctx_region(st, m->xdp.shadow, EBPFJIT_XDP_SHADOW_SIZE, 0);
+        st->run_ctx = &m->xdp;
+        xdp_sync(&m->xdp, st);
+        ctx = addr_of(m->xdp.shadow);
+    } else if (rn->ctx == EBPFJIT_RUNNER_SKB_L2 || rn->ctx == EBPFJIT_RUNNER_SKB_L3) {
+        if (len > EBPFJIT_PAGE_SIZE ||
+            ebpfjit_skb_init(&m->skb, pkt, (uint32_t)len, rn->ctx == EBPFJIT_RUNNER_SKB_L2, NULL))
+            return EBPFJIT_PKT_REFUSED;
+        set_ctx_region(st, m->skb.shadow, EBPFJIT_SKB_SHADOW_SIZE, 1);
+        st->run_ctx = &m->skb;
+        skb_sync(&m->skb, st);
+        ctx = addr_of(m->skb.shadow);
+    } else {
+        return EBPFJIT_PKT_REFUSED;
+    }
+    st->budget = rn->budget;
+    if (ebpfjit_run(rn->prog, st, rn->engine, ctx, 0) != EBPFJIT_OK)
+        return EBPFJIT_PKT_FAULT;
+    return (int64_t)(uint32_t)st->r0;
+}
+
+/* The packet a test run reports (data_out) after pkt_once: `pad` zero bytes (socket filter:
+ * the kernel pushes the pulled Ethernet header back as zeroes), then *len bytes at the result. */
+static const uint8_t *pkt_output(const struct ebpfjit_runner *rn, const union pkt_model *m,
+                                 uint64_t *len, uint64_t *pad)
+{
+    if (rn->ctx == EBPFJIT_RUNNER_XDP) {
+        *pad = 0;
+        *len = m->xdp.end - m->xdp.meta;
+        return m->xdp.frame + m->xdp.meta;
+    }
+    *pad = rn->ctx == EBPFJIT_RUNNER_SKB_L3 ? EBPFJIT_ETH_HLEN : 0;
+    *len = m->skb.len;
+    return m->skb.buf + m->skb.data;
+}
+
+int64_t ebpfjit_pkt_run(const struct ebpfjit_runner *rn, char *pkt, uint64_t len, int inplace)
+{
+    union pkt_model m;
+    struct ebpfjit_state *st = ebpfjit_enter();
+    int64_t r;
+
+    if (!st) {
+        ebpfjit_nesting_failed();
+        return EBPFJIT_PKT_FAULT;
+    }
+    r = pkt_once(rn, st, &m, (const uint8_t *)pkt, len);
+    if (r >= 0 && inplace) {
+        uint64_t n, pad;
+        const uint8_t *out = pkt_output(rn, &m, &n, &pad);
+        if (pad + n == len) {
+            memset(pkt, 0, pad);
+            memcpy(pkt + pad, out, n);
+        } else if (!pad && ebpfjit_thread_out_set(out, n) == 0) {
+            r = EBPFJIT_PKT_RESIZED;
+        } else {
+            /* Out of memory (a socket filter never resizes: the skb has no such helper). */
+            ebpfjit_fault(st, EBPFJIT_ERR_HELPER, -1, 0, 0);
+            r = EBPFJIT_PKT_FAULT;
+        }
+    }
+    clear_run(st);
+    ebpfjit_leave();
+    return r;
+}
+
+int64_t ebpfjit_pkt_run_copy(const struct ebpfjit_runner *rn, const char *pkt, uint64_t len)
+{
+    return ebpfjit_pkt_run(rn, (char *)pkt, len, 0);
+}
+
+int64_t ebpfjit_pkt_run_inplace(const struct ebpfjit_runner *rn, char *pkt, uint64_t len)
+{
+    return ebpfjit_pkt_run(rn, pkt, len, 1);
+}
+
+int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
+                              const uint32_t *lens, uint64_t n, uint32_t *verdicts)
+{
+    union pkt_model m;
+    struct ebpfjit_state *st = ebpfjit_enter();
+    uint64_t i, off = 0;
+    int64_t r;
+
+    if (!st) {
+        ebpfjit_nesting_failed();
+        return 0;
+    }
+    st->status = EBPFJIT_OK;    /* a refused first packet must not look like a fault */
+    for (i = 0; i < n; i++) {
+        r = pkt_once(rn, st, &m, (const uint8_t *)data + off, lens[i]);
+        if (r < 0)
+            break;
+        verdicts[i] = (uint32_t)r;
+        off += lens[i];
+    }
+    clear_run(st);
+    ebpfjit_leave();
+    return (int64_t)i;
 }
 
 static struct ebpfjit_skb *skb_of(struct ebpfjit_state *st, uint64_t ctx)

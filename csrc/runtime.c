@@ -145,15 +145,18 @@ static __thread uint32_t vcpu_hint EBPFJIT_TLS_IE;
 static uint32_t vcpu_acquire(struct ebpfjit_env *env)
 {
     uint32_t n = env->ncpus ? env->ncpus : 1, i, tries;
+    uint32_t cpu = vcpu_hint < n ? vcpu_hint : 0;
 
     for (tries = 0;; tries++) {
+        /* No `%` here: an integer division was the costliest step of an empty run. */
         for (i = 0; i < n; i++) {
-            uint32_t cpu = (vcpu_hint + i) % n;
             if (!__atomic_load_n(&env->vcpu_busy[cpu], __ATOMIC_RELAXED) &&
                 !__atomic_exchange_n(&env->vcpu_busy[cpu], 1, __ATOMIC_ACQUIRE)) {
                 vcpu_hint = cpu;
                 return cpu;
             }
+            if (++cpu == n)
+                cpu = 0;
         }
         /* Every CPU is running a program: wait for one to finish, as a thread would wait
          * for a CPU. Runs are bounded by their budget, so this ends. */
@@ -316,32 +319,89 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
 #define STACK_COPY_MAX 4096
 
 /* The states live on the heap (one block per thread, freed at thread exit): in static TLS
- * they would not fit the space glibc reserves for initial-exec variables of a dlopen'ed library. */
-static __thread struct ebpfjit_state *py_states EBPFJIT_TLS_IE;
+ * they would not fit the space glibc reserves for initial-exec variables of a dlopen'ed library.
+ * The block also holds the thread's output buffer (ebpfjit_thread_out). */
+struct thread_block {
+    struct ebpfjit_state states[EBPFJIT_MAX_PY_NESTING + 1];
+    struct ebpfjit_out out;
+    uint64_t out_cap;
+};
+static __thread struct thread_block *py_block EBPFJIT_TLS_IE;
 static __thread uint32_t py_level EBPFJIT_TLS_IE;
 static pthread_key_t py_states_key;
 static pthread_once_t py_states_once = PTHREAD_ONCE_INIT;
 
+static void thread_block_free(void *p)
+{
+    struct thread_block *b = p;
+    free(b->out.data);
+    free(b);
+}
+
 static void py_states_key_init(void)
 {
-    pthread_key_create(&py_states_key, free);
+    pthread_key_create(&py_states_key, thread_block_free);
+}
+
+static struct thread_block *thread_block(void)
+{
+    if (__builtin_expect(!py_block, 0)) {
+        pthread_once(&py_states_once, py_states_key_init);
+        py_block = calloc(1, sizeof(struct thread_block));
+        if (py_block)
+            pthread_setspecific(py_states_key, py_block);
+    }
+    return py_block;
 }
 
 static struct ebpfjit_state *thread_states(void)
 {
-    if (__builtin_expect(!py_states, 0)) {
-        pthread_once(&py_states_once, py_states_key_init);
-        py_states = calloc(EBPFJIT_MAX_PY_NESTING + 1, sizeof(struct ebpfjit_state));
-        if (py_states)
-            pthread_setspecific(py_states_key, py_states);
-    }
-    return py_states;
+    struct thread_block *b = thread_block();
+    return b ? b->states : NULL;
 }
 
 struct ebpfjit_state *ebpfjit_thread_state(void)
 {
     struct ebpfjit_state *states = thread_states();
     return states && py_level < EBPFJIT_MAX_PY_NESTING ? &states[py_level] : NULL;
+}
+
+struct ebpfjit_state *ebpfjit_enter(void)
+{
+    struct ebpfjit_state *st = ebpfjit_thread_state();
+    if (st)
+        py_level++;
+    return st;
+}
+
+void ebpfjit_leave(void)
+{
+    py_level--;
+}
+
+const struct ebpfjit_out *ebpfjit_thread_out(void)
+{
+    struct thread_block *b = thread_block();
+    return b ? &b->out : NULL;
+}
+
+int ebpfjit_thread_out_set(const void *data, uint64_t len)
+{
+    struct thread_block *b = thread_block();
+
+    if (!b)
+        return -1;
+    if (len > b->out_cap) {
+        uint8_t *p = realloc(b->out.data, len);
+        if (!p)
+            return -1;
+        b->out.data = p;
+        b->out_cap = len;
+    }
+    if (len)
+        memcpy(b->out.data, data, len);
+    b->out.len = len;
+    return 0;
 }
 
 /* Runs with mem as the (writable) mem region; `buf` is what the program gets. */
@@ -368,7 +428,7 @@ static uint64_t run_region(struct ebpfjit_prog *prog, struct ebpfjit_state *st, 
     return status == EBPFJIT_OK ? st->r0 : EBPFJIT_RUN_FAILED;
 }
 
-static uint64_t nesting_failed(void)
+uint64_t ebpfjit_nesting_failed(void)
 {
     /* Too deep: report on the spare state one past the last level (out of memory: a shared
      * spare; Python then sees EBPFJIT_ERR_HELPER either way). */
@@ -390,7 +450,7 @@ static uint64_t run_py(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int 
     uint64_t r0;
 
     if (!st)
-        return nesting_failed();
+        return ebpfjit_nesting_failed();
     if (len && copy) {
         if (len <= STACK_COPY_MAX) {
             buf = local;
@@ -432,7 +492,7 @@ uint64_t ebpfjit_run_inplace(const struct ebpfjit_runner *rn, char *mem, uint64_
 {
     struct ebpfjit_state *st = ebpfjit_thread_state();
     if (!st)
-        return nesting_failed();
+        return ebpfjit_nesting_failed();
     return run_region(rn->prog, st, rn->engine, rn->budget, (uint8_t *)mem, len, 0, 0, 0);
 }
 
@@ -440,7 +500,7 @@ uint64_t ebpfjit_run_empty(const struct ebpfjit_runner *rn)
 {
     struct ebpfjit_state *st = ebpfjit_thread_state();
     if (!st)
-        return nesting_failed();
+        return ebpfjit_nesting_failed();
     return run_region(rn->prog, st, rn->engine, rn->budget, NULL, 0, 0, 0, 0);
 }
 
@@ -461,7 +521,7 @@ uint64_t ebpfjit_run_repeat(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
 
     *ns_per_run = 0;
     if (!st)
-        return nesting_failed();
+        return ebpfjit_nesting_failed();
     if (len && copy) {
         heap = malloc(len);
         if (!heap) {

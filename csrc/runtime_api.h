@@ -88,7 +88,7 @@ struct ebpfjit_runner {
     struct ebpfjit_prog *prog;
     uint64_t budget;
     int32_t engine;
-    int32_t reserved;
+    int32_t ctx;                    /* 0, or EBPFJIT_RUNNER_* (contexts.h) */
 };
 uint64_t ebpfjit_run_copy(const struct ebpfjit_runner *rn, const char *mem, uint64_t len);
 uint64_t ebpfjit_run_inplace(const struct ebpfjit_runner *rn, char *mem, uint64_t len);
@@ -100,6 +100,24 @@ uint64_t ebpfjit_run_empty(const struct ebpfjit_runner *rn);
  * NULL when nesting exceeds EBPFJIT_MAX_PY_NESTING. */
 #define EBPFJIT_MAX_PY_NESTING 16
 struct ebpfjit_state *ebpfjit_thread_state(void);
+
+/* For entry points outside runtime.c (contexts.c): ebpfjit_enter returns this thread's state at
+ * the current level and moves one level deeper (NULL, level unchanged, when too deep: then
+ * return ebpfjit_nesting_failed(), which records EBPFJIT_ERR_HELPER where Python looks);
+ * ebpfjit_leave goes back. */
+struct ebpfjit_state *ebpfjit_enter(void);
+void ebpfjit_leave(void);
+uint64_t ebpfjit_nesting_failed(void);
+
+/* This thread's output buffer: an entry point leaves a result there that Python reads right
+ * after the call returns (e.g. a packet whose length changed). _set copies len bytes in
+ * (0, or -1 out of memory). Freed at thread exit. */
+struct ebpfjit_out {
+    uint8_t *data;
+    uint64_t len;
+};
+const struct ebpfjit_out *ebpfjit_thread_out(void);
+int ebpfjit_thread_out_set(const void *data, uint64_t len);
 
 /* Benchmark loop: `repeat` runs over one buffer (a copy of mem made once if `copy`), timed with
  * CLOCK_MONOTONIC. Stops at the first failing run. Returns r0 of the last run (or

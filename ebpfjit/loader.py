@@ -201,8 +201,6 @@ class ObjectProgram(Program):
         self.spec = spec
         self.section = spec.section
         self.object = obj
-        self._xdp = None
-        self._skb = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -237,18 +235,50 @@ class ObjectProgram(Program):
     def run(self, packet=b"", engine: str = "interp", budget: int | None = None) -> int:
         """Run once, the fast path; return the verdict (retval) as the kernel reports it.
 
-        For XDP/tc/socket programs `packet` is the frame; a bytearray is updated in place to the
-        output packet and resized when the program grew or shrank it (adjust_head/tail). For
-        other types `packet` is the context: a buffer (bytes, bytearray, ctypes or cffi
-        struct: the mem region, writable if the buffer is) or, for tracing programs, a
-        sequence of u64 arguments where buffers stand for pointers to them.
+        For XDP/tc/socket programs `packet` is the frame, run on a fresh test-run context; a
+        bytearray is updated in place to the output packet and resized when the program grew
+        or shrank it (adjust_head/tail). For other types `packet` is the context: a buffer
+        (bytes, bytearray, ctypes or cffi struct: the mem region, writable if the buffer is)
+        or, for tracing programs, a sequence of u64 arguments where buffers stand for pointers
+        to them.
+
+        (For packet programs, after the first run each instance shadows this method with a
+        closure making one C call per packet, `runtime.LoadedProgram.make_packet_run`.)
         """
         if self.type in (ProgType.XDP,) or self.type in SKB_TYPES:
+            loaded = self._prepare(engine)
+            self._bind_fast(loaded)
             r = self.test_run(packet, engine=engine, budget=budget)
             if isinstance(packet, bytearray) and packet != r.data_out:
                 packet[:] = r.data_out
             return r.retval
         return self._run_ctx(packet, engine, budget, 1)[0]
+
+    def _packet_model(self) -> int | None:
+        from . import runtime
+        if self.type == ProgType.XDP:
+            return runtime.PKT_XDP
+        if self.type in SKB_TYPES:
+            return runtime.PKT_SKB_L2 if SKB_TYPES[self.type] else runtime.PKT_SKB_L3
+        return None
+
+    def _bind_fast(self, loaded) -> None:
+        # Bound while equivalent to ObjectProgram.run: JIT code of the current opt level (its
+        # tail-call targets got theirs from _prepare; a target without code still runs, in
+        # the interpreter), or none yet (the closure then comes back to run() to compile).
+        model = self._packet_model()
+        if model is None or type(self).run is not ObjectProgram.run:
+            return
+        if self._fast_jit is loaded._rn_jit and "run" in self.__dict__:
+            return
+        if self._installed_jit not in (None, (self.opt_level, True)):
+            return
+        loaded.set_owner(self)
+        self.run = loaded.make_packet_run(model, self._run_fallback)
+        self._fast_jit = loaded._rn_jit
+
+    def _run_fallback(self, packet, engine, budget) -> int:
+        return ObjectProgram.run(self, packet, engine, budget)
 
     def test_run(self, data_in=b"", repeat: int = 1, engine: str = "jit", ctx_in=None,
                  budget: int | None = None) -> TestRunResult:
@@ -271,9 +301,8 @@ class ObjectProgram(Program):
         from . import runtime
         from ._rt import ffi, lib
         loaded = self._prepare(engine)
-        if self._xdp is None:
-            self._xdp = ffi.new("struct ebpfjit_xdp *")
-        x = self._xdp
+        # One model per call: threads may test-run the same program at once.
+        x = ffi.new("struct ebpfjit_xdp *")
         md = ffi.NULL
         if ctx_in is not None:
             raw = bytes(ctx_in).ljust(XDP_MD_SIZE, b"\0")
@@ -307,9 +336,7 @@ class ObjectProgram(Program):
         from . import runtime
         from ._rt import ffi, lib
         loaded = self._prepare(engine)
-        if self._skb is None:
-            self._skb = ffi.new("struct ebpfjit_skb *")
-        s = self._skb
+        s = ffi.new("struct ebpfjit_skb *")
         cin = ffi.NULL
         if ctx_in is not None:
             raw = bytes(ctx_in).ljust(SKB_UAPI_SIZE, b"\0")
@@ -378,9 +405,23 @@ class ObjectProgram(Program):
             self._fail(loaded, st, budget)
         return int(st.r0), ns[0]
 
-    def run_batch(self, packets: Iterable, engine: str = "interp") -> list[int]:
-        """Verdicts of `packets`, each run on a fresh test-run context."""
-        return [self.test_run(p, engine=engine).retval for p in packets]
+    def run_batch(self, packets: Iterable, engine: str = "interp",
+                  budget: int | None = None) -> list[int]:
+        """Verdicts of `packets`, each run on a fresh test-run context (the input packets are
+        not modified).
+
+        XDP/tc/socket programs run the whole batch in one C loop. A fault stops the batch with
+        an ExecutionError whose `batch_index` names the packet and whose `results` holds the
+        verdicts of the packets before it (their side effects on maps happened).
+        """
+        model = self._packet_model()
+        if model is None:
+            return [self.test_run(p, engine=engine, budget=budget).retval for p in packets]
+        loaded = self._prepare(engine)
+        if not isinstance(packets, (list, tuple)):
+            packets = list(packets)
+        return loaded.run_packets(model, packets, engine, budget,
+                                  refused=lambda p: self.test_run(p, engine=engine))
 
     def __repr__(self) -> str:
         return (f"<ObjectProgram {self.name!r} section={self.section!r} "

@@ -50,11 +50,12 @@ class Program:
         self.insns = _insn.decode(self.code)
         self.name = name
         self.type = prog_type_from_name(type)
-        self.opt_level = opt_level
         self._env = env
         self._loaded = None
         self._jit = {}
         self._installed_jit = None
+        self._fast_jit = None           # the loaded program's JIT runner the fast run uses
+        self.opt_level = opt_level
 
     # --- construction -------------------------------------------------------------------------
 
@@ -68,6 +69,15 @@ class Program:
         """Program from assembly in the bpf_conformance dialect. Raises AssemblerError."""
         from .asm import assemble
         return cls(assemble(text), type=type, **kwargs)
+
+    @property
+    def opt_level(self) -> int:
+        return self._opt_level
+
+    @opt_level.setter
+    def opt_level(self, value: int) -> None:
+        self._opt_level = value
+        self._unbind_fast()     # the fast run may hold code of the previous level
 
     # --- runtime ------------------------------------------------------------------------------
 
@@ -128,6 +138,9 @@ class Program:
 
         `mem` is copied unless it is a writable buffer (bytearray, writable memoryview), which the
         program then modifies in place. Raises ExecutionError on a fault.
+
+        (After the first run each instance shadows this method with the loaded program's fast
+        run, which comes back here for anything it does not handle: see `_bind_fast`.)
         """
         loaded = self._loaded if self._loaded is not None else self.loaded
         if engine == "jit":
@@ -135,7 +148,36 @@ class Program:
                 self._ensure_jit(loaded)
         elif engine != "interp":
             raise EbpfError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        self._bind_fast(loaded)
         return loaded.run(mem, engine=engine, budget=budget)
+
+    def _bind_fast(self, loaded) -> None:
+        """Shadow `run` with the loaded program's fast closure (one Python call and one cffi
+        call per run) while it is equivalent to this class's `run`: the installed JIT code is
+        the current opt level's (or none, and the closure then falls back to compile)."""
+        if type(self).run is not Program.run or self._fast_jit is loaded._rn_jit and \
+                "run" in self.__dict__:
+            return
+        if self._installed_jit not in (None, (self.opt_level, True)):
+            return
+        loaded.set_owner(self)
+        self.run = loaded.make_run(self._run_fallback)
+        self._fast_jit = loaded._rn_jit
+
+    def _run_fallback(self, mem, engine, budget, r1, r2) -> int:
+        if r1 is not None or r2 is not None:
+            raise TypeError("Program.run() takes no r1/r2 (use Program.loaded.run)")
+        return Program.run(self, mem, engine, budget)
+
+    def _loaded_rebound(self, loaded) -> None:
+        # set_jit_function rebuilt the loaded program's run: rebuild ours from it.
+        if "run" in self.__dict__:
+            self._unbind_fast()
+            self._bind_fast(loaded)
+
+    def _unbind_fast(self) -> None:
+        self.__dict__.pop("run", None)
+        self._fast_jit = None
 
     def _ensure_jit(self, loaded) -> None:
         code = self.compile()

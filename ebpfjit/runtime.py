@@ -7,6 +7,7 @@ Must not import: lower, jit, kernel, cli, program.
 """
 from __future__ import annotations
 
+import array
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +28,10 @@ _run_copy = lib.ebpfjit_run_copy
 _run_inplace = lib.ebpfjit_run_inplace
 _run_empty = lib.ebpfjit_run_empty
 _from_buffer = ffi.from_buffer
+# Test-run models of the fast packet entry points (LoadedProgram.make_packet_run, run_packets).
+PKT_XDP = lib.EBPFJIT_RUNNER_XDP
+PKT_SKB_L2 = lib.EBPFJIT_RUNNER_SKB_L2
+PKT_SKB_L3 = lib.EBPFJIT_RUNNER_SKB_L3
 
 KINDS = {
     lib.EBPFJIT_ERR_OOB_LOAD: "oob_load",
@@ -177,6 +182,14 @@ def _check_id(helper_id: int) -> int:
     return helper_id
 
 
+def _engine_code(engine: str) -> int:
+    if engine == "interp":
+        return ENGINE_INTERP
+    if engine == "jit":
+        return ENGINE_JIT
+    raise ValueError(f"unknown engine {engine!r} (expected 'interp' or 'jit')")
+
+
 def _mem_args(mem) -> tuple[Any, int, int]:
     """(pointer argument, length, copy flag) for a run's memory."""
     if type(mem) is bytes:
@@ -222,11 +235,14 @@ class LoadedProgram:
         self.ptr.prog_type = prog_type
         self.ptr.env = env.ptr
         self._jit_keep = None
+        self._jit_retired: list[object] = []
         self._jit_address = None
         self._rn_interp = ffi.new("struct ebpfjit_runner *",
                                   {"prog": self.ptr, "budget": DEFAULT_BUDGET,
                                    "engine": ENGINE_INTERP})
         self._rn_jit = None
+        self._owner = None
+        self._pkt_runners: dict[tuple[int, int, int], Any] = {}
         if lib.ebpfjit_interp_prepare(self.ptr) != 0:
             raise MemoryError("ebpfjit_interp_prepare failed")
         self._bind_run()
@@ -248,6 +264,10 @@ class LoadedProgram:
         self.ptr.jit_fn = ffi.cast("ebpfjit_jit_fn", address) if address else ffi.NULL
         self.ptr.jit_callback = (ffi.cast("ebpfjit_jit_callback_fn", callback_address)
                                  if address and callback_address else ffi.NULL)
+        # Code installed before may still be running in another thread (runs release the
+        # GIL): it lives as long as this program, never freed under a running thread.
+        if self._jit_keep is not None and self._jit_keep is not keepalive:
+            self._jit_retired.append(self._jit_keep)
         self._jit_keep = keepalive
         self._rn_jit = (ffi.new("struct ebpfjit_runner *",
                                 {"prog": self.ptr, "budget": DEFAULT_BUDGET, "engine": ENGINE_JIT})
@@ -267,6 +287,15 @@ class LoadedProgram:
         return self._run_slow(mem, engine, budget, r1, r2)
 
     def _bind_run(self) -> None:
+        self.run = self.make_run(self._run_slow)
+        owner = self._owner() if self._owner is not None else None
+        if owner is not None:
+            owner._loaded_rebound(self)
+
+    def make_run(self, fallback: Callable[..., int]) -> Callable[..., int]:
+        """The per-instance fast `run(mem=b"", engine="interp", budget=None, r1=None, r2=None)`:
+        bytes / bytearray / no mem on an engine ready to run, everything else through
+        `fallback(mem, engine, budget, r1, r2)`. Rebuilt by set_jit_function."""
         # A closure reads its constants as cell variables, cheaper than self/global lookups;
         # a run costs a Python call plus one cffi call of at most 3 arguments (cffi passes 2+
         # arguments through a tuple). It must hold self strongly: `LoadedProgram(...).run()`
@@ -282,7 +311,7 @@ class LoadedProgram:
             elif engine == "jit" and rn_jit is not None:
                 rn = rn_jit
             else:
-                return prog._run_slow(mem, engine, budget, r1, r2)
+                return fallback(mem, engine, budget, r1, r2)
             if budget is r1 is r2 is None:
                 t = type(mem)
                 if t is bytes:
@@ -290,27 +319,126 @@ class LoadedProgram:
                 elif t is bytearray:
                     r0 = run_inplace(rn, from_buffer(mem), len(mem)) if mem else run_empty(rn)
                 else:
-                    return prog._run_slow(mem, engine, budget, r1, r2)
+                    return fallback(mem, engine, budget, r1, r2)
                 if r0 != failed:
                     return r0
                 st = lib.ebpfjit_thread_state()
                 if st.status:
                     prog._raise(st, DEFAULT_BUDGET)
                 return r0
-            return prog._run_slow(mem, engine, budget, r1, r2)
+            return fallback(mem, engine, budget, r1, r2)
 
         run.__doc__ = LoadedProgram.run.__doc__
-        self.run = run
+        return run
+
+    def set_owner(self, owner) -> None:
+        """`owner._loaded_rebound(self)` is called (weakly) whenever the fast run is rebuilt."""
+        self._owner = weakref.ref(owner)
+
+    # --- packet programs (XDP, tc, socket filter) on the test-run model --------------------
+
+    def _packet_runner(self, ctx: int, engine: int, budget: int):
+        key = (ctx, engine, budget)
+        rn = self._pkt_runners.get(key)
+        if rn is None:
+            rn = ffi.new("struct ebpfjit_runner *", {"prog": self.ptr, "budget": budget,
+                                                     "engine": engine, "ctx": ctx})
+            self._pkt_runners[key] = rn
+        return rn
+
+    def make_packet_run(self, ctx: int, fallback: Callable[..., int]) -> Callable[..., int]:
+        """A fast `run(packet=b"", engine="interp", budget=None) -> verdict` on the test-run
+        model `ctx` (PKT_XDP, PKT_SKB_L2, PKT_SKB_L3) without ctx_in: bytes are copied into
+        the model in C, a bytearray receives the output packet (resized if the program grew or
+        shrank it). Engines without code, other buffers, an explicit budget and packets the
+        model refuses go through `fallback(packet, engine, budget)` (which must raise the
+        test-run error for a refused packet)."""
+        rn_interp = self._packet_runner(ctx, ENGINE_INTERP, DEFAULT_BUDGET)
+        rn_jit = (self._packet_runner(ctx, ENGINE_JIT, DEFAULT_BUDGET)
+                  if self.ptr.jit_fn != ffi.NULL else None)
+        run_copy, run_inplace = lib.ebpfjit_pkt_run_copy, lib.ebpfjit_pkt_run_inplace
+        from_buffer, prog = ffi.from_buffer, self
+
+        def run(packet=b"", engine="interp", budget=None):
+            if engine == "interp":
+                rn = rn_interp
+            elif engine == "jit" and rn_jit is not None:
+                rn = rn_jit
+            else:
+                return fallback(packet, engine, budget)
+            if budget is None:
+                t = type(packet)
+                if t is bytes:
+                    r = run_copy(rn, packet, len(packet))
+                elif t is bytearray and packet:
+                    r = run_inplace(rn, from_buffer(packet), len(packet))
+                else:
+                    return fallback(packet, engine, budget)
+                if r >= 0:
+                    return r
+                return prog._packet_failed(r, packet, engine, budget, fallback)
+            return fallback(packet, engine, budget)
+
+        return run
+
+    def _packet_failed(self, r, packet, engine, budget, fallback):
+        if r == lib.EBPFJIT_PKT_RESIZED:
+            out = lib.ebpfjit_thread_out()
+            packet[:] = ffi.buffer(out.data, out.len)
+            return int(thread_state().r0) & 0xFFFFFFFF
+        if r == lib.EBPFJIT_PKT_REFUSED:
+            return fallback(packet, engine, budget)     # raises the test run's error
+        st = thread_state()
+        self._raise(st, DEFAULT_BUDGET if budget is None else budget)
+        raise AssertionError("unreachable: a failed packet run without a fault")
+
+    def run_packets(self, ctx: int, packets: Sequence[Any], engine: str = "interp",
+                    budget: int | None = None, refused: Callable[[Any], Any] | None = None
+                    ) -> list[int]:
+        """Verdicts of `packets` (bytes-like), each on a fresh model `ctx`, in one C loop.
+
+        A fault stops the batch: the ExecutionError names the packet (`batch_index`, and
+        `results`: the verdicts of the packets before it). A packet the model refuses calls
+        `refused(packet)`, which should raise the test run's error."""
+        e = _engine_code(engine)
+        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise EbpfError("engine 'jit' requested but no JIT function is set")
+        if budget is None:
+            budget = DEFAULT_BUDGET
+        elif budget < 1:
+            raise ValueError(f"budget must be >= 1, not {budget}")
+        n = len(packets)
+        if not n:
+            return []
+        data = b"".join(packets)
+        lens = array.array("I", map(len, packets))
+        if sum(lens) != len(data):      # buffers whose len() is not their size in bytes
+            lens = array.array("I", (memoryview(p).nbytes for p in packets))
+        out = ffi.new("uint32_t[]", n)
+        done = lib.ebpfjit_pkt_run_batch(self._packet_runner(ctx, e, budget), data,
+                                         ffi.from_buffer("uint32_t[]", lens), n, out)
+        verdicts = ffi.unpack(out, n)
+        if done == n:
+            return verdicts
+        st = thread_state()
+        if st.status:
+            try:
+                self._raise(st, budget)
+            except ExecutionError as err:
+                err.batch_index = done
+                err.results = verdicts[:done]
+                if hasattr(err, "add_note"):
+                    err.add_note(f"in packet {done} of the batch ({len(verdicts[:done])} "
+                                 "packets before it ran)")
+                raise
+        if refused is not None:
+            refused(packets[done])
+        raise EbpfError(f"packet {done} of the batch was refused by the test-run model")
 
     def _run_slow(self, mem, engine, budget, r1, r2) -> int:
-        if engine == "interp":
-            e = ENGINE_INTERP
-        elif engine == "jit":
-            e = ENGINE_JIT
-            if self.ptr.jit_fn == ffi.NULL:
-                raise EbpfError("engine 'jit' requested but no JIT function is set")
-        else:
-            raise ValueError(f"unknown engine {engine!r} (expected 'interp' or 'jit')")
+        e = _engine_code(engine)
+        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise EbpfError("engine 'jit' requested but no JIT function is set")
         if budget is None:
             budget = DEFAULT_BUDGET
         elif budget < 1:

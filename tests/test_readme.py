@@ -36,5 +36,6 @@ def test_readme_python_snippet(tmp_path, monkeypatch):
     namespace = {"packet": packet}
     exec(compile(snippet, "README.md", "exec"), namespace)
     assert namespace["verdict"] == 1          # the first frame is from 10.0.0.1: XDP_DROP
+    assert namespace["verdicts"] == [1] * 1000
     assert namespace["retval"] == 1
     assert "pc" in namespace["p"].llvm_ir()

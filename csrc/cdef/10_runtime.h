@@ -24,10 +24,15 @@ struct ebpfjit_runner {
     struct ebpfjit_prog *prog;
     uint64_t budget;
     int32_t engine;
-    int32_t reserved;
+    int32_t ctx;                    /* 0, or EBPFJIT_RUNNER_* (contexts.h) */
 };
 uint64_t ebpfjit_run_copy(const struct ebpfjit_runner *rn, const char *mem, uint64_t len);
 uint64_t ebpfjit_run_inplace(const struct ebpfjit_runner *rn, char *mem, uint64_t len);
 uint64_t ebpfjit_run_empty(const struct ebpfjit_runner *rn);
 #define EBPFJIT_MAX_PY_NESTING 16
 struct ebpfjit_state *ebpfjit_thread_state(void);
+struct ebpfjit_out {
+    uint8_t *data;
+    uint64_t len;
+};
+const struct ebpfjit_out *ebpfjit_thread_out(void);

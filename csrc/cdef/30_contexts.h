@@ -54,6 +54,30 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
                         const struct ebpfjit_region *extra, uint32_t nextra, uint64_t repeat,
                         double *ns);
 
+/* Fast per-packet runs (ObjectProgram.run / run_batch): the test-run model named by rn->ctx,
+ * without ctx_in, a fresh context per packet, on this thread's state (ebpfjit_enter).
+ * ebpfjit_pkt_run returns the verdict (r0 as u32) or:
+ *   EBPFJIT_PKT_FAULT: the run faulted (ebpfjit_thread_state()->status says how);
+ *   EBPFJIT_PKT_REFUSED: the model refused the packet, as a test run would (nothing ran);
+ *   EBPFJIT_PKT_RESIZED (only with `inplace`): the run succeeded (verdict: the state's r0 as
+ *   u32) but the output packet's length differs from len: it is in ebpfjit_thread_out().
+ * With `inplace` and no resize, pkt (len bytes, writable) receives the output packet.
+ * ebpfjit_pkt_run_batch runs n packets laid end to end in `data` (lengths `lens`), storing
+ * verdicts; it returns how many ran OK: fewer than n means packet [return] faulted (the state's
+ * status != 0) or was refused (status 0). */
+#define EBPFJIT_RUNNER_XDP 1
+#define EBPFJIT_RUNNER_SKB_L2 2         /* tc: data at the Ethernet header */
+#define EBPFJIT_RUNNER_SKB_L3 3         /* socket filter: Ethernet header pulled */
+#define EBPFJIT_PKT_FAULT -1
+#define EBPFJIT_PKT_REFUSED -2
+#define EBPFJIT_PKT_RESIZED -3
+int64_t ebpfjit_pkt_run(const struct ebpfjit_runner *rn, char *pkt, uint64_t len, int inplace);
+/* The same with inplace 0 / 1 (one argument less for cffi to convert). */
+int64_t ebpfjit_pkt_run_copy(const struct ebpfjit_runner *rn, const char *pkt, uint64_t len);
+int64_t ebpfjit_pkt_run_inplace(const struct ebpfjit_runner *rn, char *pkt, uint64_t len);
+int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
+                              const uint32_t *lens, uint64_t n, uint32_t *verdicts);
+
 void ebpfjit_install_builtin_helpers(struct ebpfjit_env *env);
 int ebpfjit_trace_enable(struct ebpfjit_env *env);
 int64_t ebpfjit_trace_read(struct ebpfjit_env *env, char *buf, uint64_t len);
