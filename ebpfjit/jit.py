@@ -169,12 +169,13 @@ def normalize_maps(maps) -> tuple | None:
 
 
 def build_ir(code: bytes, *, bounds_checks: bool = True, spec: TargetSpec | None = None,
-             comments: bool = True, maps=None) -> ir.Module:
+             comments: bool = True, maps=None, opt_level: int = 2) -> ir.Module:
     """Decode and lower `code` into an llvmlite IR module (not yet verified)."""
     insns = decode(code)
     ctx = LoweringContext(state_layout(), LoweringOptions(bounds_checks=bounds_checks,
                                                           comments=comments,
-                                                          maps=normalize_maps(maps)))
+                                                          maps=normalize_maps(maps),
+                                                          version_entry=opt_level >= 2))
     module = lower_program(insns, ctx)
     if spec is not None:
         module.triple = spec.triple
@@ -208,7 +209,7 @@ def compile_module(code: bytes, spec: TargetSpec, opt_level: int, bounds_checks:
     """(optimised ModuleRef, TargetMachine) for `code` on `spec`."""
     tm = target_machine(spec, opt_level)
     mod = _parse(build_ir(code, bounds_checks=bounds_checks, spec=spec, comments=False,
-                          maps=maps), tm)
+                          maps=maps, opt_level=opt_level), tm)
     optimize(mod, tm, opt_level)
     return mod, tm
 
@@ -344,7 +345,7 @@ def llvm_ir(code: bytes, optimized: bool = False, *, opt_level: int = 2, bounds_
     instruction) or after the optimisation pipeline."""
     _check_opt(opt_level)
     spec = TargetSpec.resolve(target)
-    module = build_ir(code, bounds_checks=bounds_checks, spec=spec)
+    module = build_ir(code, bounds_checks=bounds_checks, spec=spec, opt_level=opt_level)
     if not optimized:
         return str(module)
     tm = target_machine(spec, opt_level)

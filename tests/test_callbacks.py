@@ -389,3 +389,26 @@ def test_helper_fault_in_callback_propagates(engine):
     with pytest.raises(ExecutionError) as ei:
         Harness().run(main + cb, engine)
     assert ei.value.kind == "helper"
+
+
+def _raw_lookup_prog() -> bytes:
+    # key = mem[0] (a raw-convention access: the JIT versions the entry on the mem region);
+    # return *bpf_map_lookup_elem(map0, &key), or 99 for NULL.
+    return (ins(0x71, 6, 1, 0) + ins(0x63, 10, 6, -4) + movr(2, 10) + addi(2, -4)
+            + ld_map(1, 0) + call(1) + jeq(0, 0, 2) + ldxdw(0, 0) + EXIT + mov(0, 99) + EXIT)
+
+
+@pytest.mark.parametrize("replaced", (False, True))
+def test_raw_entry_lookup_with_builtin_or_replaced_helper(replaced):
+    m = Map.create(MapType.ARRAY, 4, 8, 4, 0, name="a")
+    for i in range(4):
+        m.update(struct.pack("<I", i), U64.pack(7 * i + 1))
+    h = Harness([m])
+    if replaced:   # a user's helper 1: the JIT must call it, never the inlined lookup
+        h.env.register_helper(1, lambda *args: 0)
+    code = _raw_lookup_prog()
+    for key in (0, 3, 4, 200):
+        results = [h.load(code, engine).run(bytes([key, 0, 0, 0]), engine=engine)
+                   for engine in ENGINES]
+        assert results[0] == results[1]
+        assert results[0] == (99 if replaced or key >= 4 else 7 * key + 1)

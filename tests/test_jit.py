@@ -320,3 +320,94 @@ def test_object_code_is_position_independent_and_reloadable():
     loaded = LoadedProgram(code, env)
     loaded.set_jit_function(address, tracker)
     assert loaded.run(engine="jit") == 3
+
+
+# --- lowering shapes: switch recovery, budget on back-edges, raw-entry versioning --------------
+
+_TREE = """
+ldx{w} %r2, [%r1]
+{mov} %r0, 100
+j{s}gt %r2, 5, high
+j{s}gt %r2, 1, mid
+jeq %r2, 0, zero
+jeq %r2, 1, one
+{mov} %r0, 1
+exit
+zero:
+{mov} %r0, 2
+exit
+one:
+{mov} %r0, 3
+exit
+mid:
+jlt %r2, 4, low
+jeq %r2, 4, four
+{mov} %r0, 4
+exit
+four:
+{mov} %r0, 5
+exit
+low:
+jeq %r2, 3, three
+{mov} %r0, 6
+exit
+three:
+{mov} %r0, 7
+exit
+high:
+jsle %r2, 7, sixseven
+jne %r2, 9, other
+{mov} %r0, 8
+exit
+sixseven:
+{mov} %r0, 9
+exit
+other:
+{mov} %r0, 10
+exit
+"""
+
+
+@pytest.mark.parametrize("opt_level", OPT_LEVELS, ids=lambda o: f"O{o}")
+@pytest.mark.parametrize("width", (64, 32))
+def test_compare_tree_becomes_a_switch(width, opt_level):
+    text = _TREE.format(w="dw" if width == 64 else "w", mov="mov" if width == 64 else "mov32",
+                        s="s")
+    if width == 32:
+        text = text.replace("jeq %", "jeq32 %").replace("jne %", "jne32 %") \
+                   .replace("jlt %", "jlt32 %").replace("jsle %", "jsle32 %") \
+                   .replace("jsgt %", "jsgt32 %")
+    code = assemble(text)
+    assert f"switch i{width}" in jit.llvm_ir(code)
+    prog = Both(code, opt_level)
+    values = list(range(-3, 14)) + [2**31 - 1, 2**31, 2**32 - 1, 2**32 + 3, 2**63, 2**64 - 1]
+    seen = set()
+    for value in values:
+        mem = struct.pack("<Q", value & (2**64 - 1))
+        seen.add(prog.both(mem)[0])
+    assert len(seen) >= 8
+
+
+@pytest.mark.parametrize("opt_level", OPT_LEVELS, ids=lambda o: f"O{o}")
+def test_budget_two_back_edges_to_one_header(opt_level):
+    # Two back-edges (from pc 3 and pc 4) to one header: faults name the jump taken.
+    text = ("mov %r0, 0\nloop:\nadd %r0, 1\njset %r0, 1, odd\nja loop\nodd:\n"
+            "jlt %r0, 50, loop\nexit")
+    prog = Both(assemble(text), opt_level)
+    assert prog.both()[0] == 51
+    pcs = {prog.both(budget=budget)[0][2] for budget in range(1, 12)}
+    assert pcs == {3, 4}
+
+
+def test_raw_entry_has_no_slow_path_for_checked_accesses():
+    # A program's own length checks prove its loads in the raw-convention copy (r1/r2 are the
+    # mem region); the general copy, with the checks, is a separate function.
+    code = assemble("mov %r0, 0\njlt %r2, 20, out\nldxb %r3, [%r1+3]\nand %r3, 15\nmov %r4, %r3\n"
+                    "add %r4, 4\njgt %r4, %r2, out\nadd %r1, %r3\nldxw %r0, [%r1+0]\nout:\nexit")
+    text = jit.llvm_ir(code, optimized=True)
+    entry = text[text.index("@ebpf_entry("):]
+    entry = entry[:entry.index("\n}\n")]
+    assert "ebpfjit_access_ok" not in entry
+    prog = Both(code)
+    for n in (0, 19, 20, 21, 64):
+        prog.both(bytes(range(n)))

@@ -132,6 +132,9 @@ class LoweringOptions:
     # per index, or None. Lets ARRAY lookups be inlined (guarded at run time; a mismatch takes
     # the helper path), so it is part of the compile-cache key.
     maps: tuple | None = None
+    # Version the entry on the raw convention (two copies of the entry function). Worth its
+    # compile time only when the optimiser exploits it (O2 and up).
+    version_entry: bool = True
 
 
 @dataclass
