@@ -1204,6 +1204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", default="",
                         help=f"comma list of unit kinds not to generate ({', '.join(UNIT_KINDS)}; "
                              "'maps' = array_value,hash_op)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes to fuzz in (each on its own seed range)")
     parser.add_argument("--kernel-only", action="store_true",
                         help="only check that the kernel accepts and runs the programs")
     parser.add_argument("--print", dest="show", type=int, default=None, metavar="SEED",
@@ -1219,10 +1221,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds is None and args.count is None:
         args.seconds = 60.0
     engines = [] if args.kernel_only else [e for e in args.engines.split(",") if e]
-    stats = fuzz(seconds=args.seconds, count=args.count, seed=args.seed, engines=engines,
-                 variant=args.variant, size=args.size, packets=args.packets,
-                 corpus=args.corpus, explain_rejections=True, exclude=exclude,
-                 progress=lambda s: print(s, file=sys.stderr, flush=True))
+    stats = fuzz_parallel(workers=args.workers, seconds=args.seconds, count=args.count,
+                          seed=args.seed, engines=engines, variant=args.variant, size=args.size,
+                          packets=args.packets, corpus=args.corpus, explain_rejections=True,
+                          exclude=exclude,
+                          progress=lambda s: print(s, file=sys.stderr, flush=True))
     text = stats.summary()
     print(text)
     summary_path = args.rejections or os.path.join(args.corpus, "rejections-summary.txt")
