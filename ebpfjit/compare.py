@@ -497,15 +497,23 @@ _LABEL_PC = re.compile(r"^(\.?[\w.$]+):\s*#\s*%pc(\d+)\b")
 _BLOCK_LABEL = re.compile(r"^(\.?[\w.$]+):")
 
 
+_PC_MARK = re.compile(r"# pc (\d+): ")
+
+
 def our_asm_by_pc(code: bytes, opt_level: int = 2) -> list[tuple[int | None, list[str]]]:
-    """Our x86-64 assembly split at basic blocks that LLVM still names `pc<N>`: a list of
-    (eBPF pc of the block, or None when unknown, instruction lines)."""
+    """Our x86-64 assembly split at the eBPF instruction each run of machine code came from
+    (`native_asm` marks them `# pc N: ...` from debug line locations): a list of (eBPF pc, or
+    None for bookkeeping, instruction lines)."""
     from .jit import native_asm
     text = native_asm(code, opt_level=opt_level)
     chunks: list[tuple[int | None, list[str]]] = [(None, [])]
     for raw in text.splitlines():
         line = raw.rstrip()
         s = line.strip()
+        m = _PC_MARK.match(s)
+        if m:
+            chunks.append((int(m.group(1)), []))
+            continue
         if not s or s.startswith((".p2align", ".cfi", ".file", ".text", ".globl", ".type",
                                   ".size", ".section", ".ident", "#", ".addrsig")):
             continue
@@ -572,8 +580,8 @@ def side_by_side(info, our_code: bytes | None, opt_level: int = 2, width: int = 
     kernel_head = "kernel JIT (x86-64, " + ("anchored per BTF source line)" if have_lines
                                           else "per function: no line_info)")
     our_anchored = any(pc is not None for pc, _ in right)
-    our_head = ("our JIT (anchored per basic block pc<N>)" if our_anchored else
-                "our JIT (per function: LLVM's output carries no pc markers)")
+    our_head = ("our JIT (anchored per eBPF instruction)" if our_anchored else
+                "our JIT (per function: no pc markers)")
     head = [f"{kernel_head:<{width}} | {our_head}"]
     head.append("-" * width + "-+-" + "-" * width)
 

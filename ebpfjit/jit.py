@@ -356,13 +356,25 @@ def llvm_ir(code: bytes, optimized: bool = False, *, opt_level: int = 2, bounds_
 
 
 def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
-               bounds_checks: bool = True) -> str:
-    """Assembly text for the host (target=None) or a named target ("x86_64", "aarch64")."""
+               bounds_checks: bool = True, annotate: bool = True) -> str:
+    """Assembly text for the host (target=None) or a named target ("x86_64", "aarch64").
+
+    With `annotate`, each run of machine code is preceded by `# pc N: <insn>`, the eBPF
+    instruction it came from (through debug line locations whose line is the pc)."""
+    from .lower.debugloc import add_pc_locations, annotate_assembly
     _check_opt(opt_level)
     spec = TargetSpec.resolve(target)
     with _lock:
-        mod, tm = compile_module(bytes(code), spec, opt_level, bounds_checks)
-        return tm.emit_assembly(mod)
+        if not annotate:
+            mod, tm = compile_module(bytes(code), spec, opt_level, bounds_checks)
+            return tm.emit_assembly(mod)
+        tm = target_machine(spec, opt_level)
+        module = build_ir(bytes(code), bounds_checks=bounds_checks, spec=spec, comments=True,
+                          opt_level=opt_level)
+        texts = add_pc_locations(module)
+        mod = _parse(module, tm)
+        optimize(mod, tm, opt_level)
+        return annotate_assembly(tm.emit_assembly(mod), texts)
 
 
 def emit_object(code: bytes, target: str | None = None, opt_level: int = 2, *,
