@@ -111,6 +111,7 @@ int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
                         uint64_t budget, struct ebpfjit_xdp *x, uint64_t repeat,
                         uint32_t *retval, double *ns)
 {
+    struct ebpfjit_vcpu_hold hold;
     int32_t status = EBPFJIT_OK;
     uint64_t i, t0, t1;
 
@@ -121,6 +122,7 @@ int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
     *ns = 0;
     if (!repeat)
         repeat = 1;
+    ebpfjit_vcpu_enter(prog->env, &hold);
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
         st->budget = budget;
@@ -130,6 +132,7 @@ int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
         *retval = (uint32_t)st->r0;
     }
     t1 = now_ns();
+    ebpfjit_vcpu_leave(prog->env, &hold);
     if (i)
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
@@ -344,6 +347,7 @@ int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
                         uint64_t budget, struct ebpfjit_skb *s, uint64_t repeat,
                         uint32_t *retval, double *ns)
 {
+    struct ebpfjit_vcpu_hold hold;
     int32_t status = EBPFJIT_OK;
     uint64_t i, t0, t1;
 
@@ -355,6 +359,7 @@ int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
     *ns = 0;
     if (!repeat)
         repeat = 1;
+    ebpfjit_vcpu_enter(prog->env, &hold);
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
         st->budget = budget;
@@ -364,6 +369,7 @@ int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
         *retval = (uint32_t)st->r0;
     }
     t1 = now_ns();
+    ebpfjit_vcpu_leave(prog->env, &hold);
     if (i)
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
@@ -377,6 +383,7 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
                         const struct ebpfjit_region *extra, uint32_t nextra, uint64_t repeat,
                         double *ns)
 {
+    struct ebpfjit_vcpu_hold hold;
     int32_t status = EBPFJIT_OK;
     uint64_t i, t0, t1;
     uint32_t k;
@@ -393,6 +400,7 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
     *ns = 0;
     if (!repeat)
         repeat = 1;
+    ebpfjit_vcpu_enter(prog->env, &hold);
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
         st->mem_base = mem;
@@ -404,6 +412,7 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
             break;
     }
     t1 = now_ns();
+    ebpfjit_vcpu_leave(prog->env, &hold);
     if (i)
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
@@ -508,6 +517,7 @@ int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
 {
     union pkt_model m;
     struct ebpfjit_state *st = ebpfjit_enter();
+    struct ebpfjit_vcpu_hold hold;
     uint64_t i, off = 0;
     int64_t r;
 
@@ -516,6 +526,7 @@ int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
         return 0;
     }
     st->status = EBPFJIT_OK;    /* a refused first packet must not look like a fault */
+    ebpfjit_vcpu_enter(rn->prog->env, &hold);
     for (i = 0; i < n; i++) {
         r = pkt_once(rn, st, &m, (const uint8_t *)data + off, lens[i]);
         if (r < 0)
@@ -523,6 +534,7 @@ int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
         verdicts[i] = (uint32_t)r;
         off += lens[i];
     }
+    ebpfjit_vcpu_leave(rn->prog->env, &hold);
     clear_run(st);
     ebpfjit_leave();
     return (int64_t)i;

@@ -172,6 +172,30 @@ static uint32_t vcpu_acquire(struct ebpfjit_env *env)
     }
 }
 
+/* The virtual CPU this thread occupies, and in which env (NULL: none). */
+static __thread struct ebpfjit_env *held_env EBPFJIT_TLS_IE;
+static __thread uint32_t held_cpu EBPFJIT_TLS_IE;
+
+void ebpfjit_vcpu_enter(struct ebpfjit_env *env, struct ebpfjit_vcpu_hold *hold)
+{
+    hold->prev_env = held_env;
+    hold->prev_cpu = held_cpu;
+    hold->own = held_env != env;
+    if (hold->own) {
+        held_cpu = vcpu_acquire(env);
+        held_env = env;
+    }
+}
+
+void ebpfjit_vcpu_leave(struct ebpfjit_env *env, const struct ebpfjit_vcpu_hold *hold)
+{
+    if (!hold->own)
+        return;
+    __atomic_store_n(&env->vcpu_busy[held_cpu], 0, __ATOMIC_RELEASE);
+    held_env = hold->prev_env;
+    held_cpu = hold->prev_cpu;
+}
+
 void ebpfjit_env_free(struct ebpfjit_env *env)
 {
     free(env);
@@ -258,7 +282,7 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
     struct ebpfjit_state *saved = current_state;   /* a Python helper may start a nested run */
     int32_t status;
     struct ebpfjit_env *vcpu_env = prog->env;   /* tail calls may switch prog (and env) */
-    int own_vcpu;
+    struct ebpfjit_vcpu_hold hold;
 
     st->r0 = 0;
     st->status = EBPFJIT_OK;
@@ -269,9 +293,8 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
     st->tail_target = NULL;
     st->env = prog->env;
     st->nlocks = 0;
-    /* A nested run on this thread (from a Python helper) stays on its caller's CPU. */
-    own_vcpu = !(saved && saved->env == vcpu_env);
-    st->cpu = own_vcpu ? vcpu_acquire(vcpu_env) : saved->cpu;
+    ebpfjit_vcpu_enter(vcpu_env, &hold);
+    st->cpu = held_cpu;
     current_state = st;
     for (;;) {
         status = run_once(prog, st, engine, r1, r2);
@@ -309,8 +332,7 @@ int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int eng
     }
     if (st->status == EBPFJIT_OK)
         st->depth = 0;   /* on a fault the frames stay described, for the error message */
-    if (own_vcpu)
-        __atomic_store_n(&vcpu_env->vcpu_busy[st->cpu], 0, __ATOMIC_RELEASE);
+    ebpfjit_vcpu_leave(vcpu_env, &hold);
     current_state = saved;
     return st->status;
 }
@@ -515,6 +537,7 @@ uint64_t ebpfjit_run_repeat(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
                             uint64_t budget, char *mem, uint64_t len, int copy, uint64_t repeat,
                             double *ns_per_run)
 {
+    struct ebpfjit_vcpu_hold hold;
     uint8_t *buf = (uint8_t *)mem, *heap = NULL;
     uint64_t i, t0, t1, r0 = 0;
     int32_t status = EBPFJIT_OK;
@@ -538,6 +561,7 @@ uint64_t ebpfjit_run_repeat(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
     st->mem_len = len;
     st->mem_writable = 1;
     py_level++;
+    ebpfjit_vcpu_enter(prog->env, &hold);
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
         st->budget = budget;
@@ -547,6 +571,7 @@ uint64_t ebpfjit_run_repeat(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
         r0 = st->r0;
     }
     t1 = now_ns();
+    ebpfjit_vcpu_leave(prog->env, &hold);
     py_level--;
     free(heap);
     if (i)

@@ -126,4 +126,16 @@ uint64_t ebpfjit_run_repeat(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
                             uint64_t budget, char *mem, uint64_t len, int copy, uint64_t repeat,
                             double *ns_per_run);
 
+/* Virtual CPUs. A run occupies one of env->ncpus slots for its duration; a C loop over many runs
+ * (test_run's repeat, a packet batch) occupies one for the whole loop, as the kernel's test_run
+ * holds its CPU across `repeat`, and the runs inside reuse it. Nested runs on the thread reuse it
+ * too. Pair every enter with a leave on the same env. */
+struct ebpfjit_vcpu_hold {
+    struct ebpfjit_env *prev_env;
+    uint32_t prev_cpu;
+    int own;
+};
+void ebpfjit_vcpu_enter(struct ebpfjit_env *env, struct ebpfjit_vcpu_hold *hold);
+void ebpfjit_vcpu_leave(struct ebpfjit_env *env, const struct ebpfjit_vcpu_hold *hold);
+
 #endif

@@ -15,13 +15,17 @@ RUNS_PER_THREAD = 3000
 PACKET = bytes(64)
 
 
-def _hammer(prog, engine, threads):
+def _hammer(prog, engine, threads, batch=False):
     errors = []
 
     def worker():
         try:
-            for _ in range(RUNS_PER_THREAD):
-                assert prog.run(PACKET, engine=engine) == 2     # XDP_PASS
+            if batch:    # a batch occupies one virtual CPU from its first packet to its last
+                for _ in range(RUNS_PER_THREAD // 100):
+                    assert prog.run_batch([PACKET] * 100, engine=engine) == [2] * 100
+            else:
+                for _ in range(RUNS_PER_THREAD):
+                    assert prog.run(PACKET, engine=engine) == 2     # XDP_PASS
         except Exception as exc:      # surfaced in the main thread
             errors.append(exc)
 
@@ -33,12 +37,13 @@ def _hammer(prog, engine, threads):
     assert not errors, errors
 
 
+@pytest.mark.parametrize("batch", (False, True), ids=("run", "run_batch"))
 @pytest.mark.parametrize("engine", ("interp", "jit"))
 @pytest.mark.parametrize("ncpus, threads", [(2, 4), (1, 3), (4, 2)])
-def test_percpu_slots_are_exclusive(engine, ncpus, threads):
+def test_percpu_slots_are_exclusive(engine, ncpus, threads, batch):
     obj = ebpfjit.load(OBJ, ncpus=ncpus)
     prog = obj.programs["count_runs"]
-    _hammer(prog, engine, threads)
+    _hammer(prog, engine, threads, batch)
     total = threads * RUNS_PER_THREAD
     slots = obj.maps["runs"].lookup(0)
     assert len(slots) == ncpus
