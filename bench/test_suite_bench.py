@@ -21,7 +21,7 @@ from native import PROGRAM_NAMES, PROGS
 U64 = (1 << 64) - 1
 ENGINES = ["native", "interp", "jit"]
 # Diagnostic engine: the JIT without bounds checks (bounds_checks=False), to price the checks.
-DIAG_ENGINES = ["jit_nobounds"]
+DIAG_ENGINES = ["jit_nobounds", "jit_code"]
 
 
 def _packet() -> bytes:
@@ -177,6 +177,8 @@ def test_suite(benchmark, name, engine, native_suite, c_timer, bench_programs):
         "interp": lambda repeat: prog.loaded.run_repeat(case.mem, repeat, "interp"),
         "jit": lambda repeat: prog.loaded.run_repeat(case.mem, repeat, "jit"),
         "jit_nobounds": lambda repeat: bp.nobounds.run_repeat(case.mem, repeat, "jit"),
+        # The machine code alone (the compiled function called directly after one full run).
+        "jit_code": lambda repeat: prog.loaded.run_repeat(case.mem, repeat, "jit-code"),
     }
 
     benchmark.group = name
@@ -184,6 +186,8 @@ def test_suite(benchmark, name, engine, native_suite, c_timer, bench_programs):
         result = _pedantic(benchmark, native_suite.function(name), nbuf, n)
     elif engine == "jit_nobounds":
         result = _pedantic(benchmark, bp.nobounds.run, case.mem, "jit")
+    elif engine == "jit_code":
+        result = _pedantic(benchmark, prog.loaded.run, case.mem, "jit")
     elif name == "map_lookup":
         # ObjectProgram.run follows the test-run model of the program type (for this UNSPEC
         # program: r1 = ctx, no length), so the raw convention is LoadedProgram.run.

@@ -168,6 +168,7 @@ void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint
 /* Engines: 0 = interpreter, 1 = JIT (prog->jit_fn). Follows tail calls. Returns status. */
 #define EBPFJIT_ENGINE_INTERP 0
 #define EBPFJIT_ENGINE_JIT 1
+#define EBPFJIT_ENGINE_JIT_CODE 2     /* ebpfjit_run_repeat only: time the machine code alone */
 int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
                     uint64_t r1, uint64_t r2);
 

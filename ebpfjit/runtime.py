@@ -480,10 +480,13 @@ class LoadedProgram:
         The buffer is shared by the runs (bytes are copied once), so stores accumulate.
         """
         st = thread_state()
-        e = {"interp": ENGINE_INTERP, "jit": ENGINE_JIT}.get(engine)
+        # "jit-code" times the compiled function alone (called directly after one full run),
+        # which is how the machine code is compared with native code; "jit" includes the
+        # runner's per-run bookkeeping.
+        e = {"interp": ENGINE_INTERP, "jit": ENGINE_JIT, "jit-code": lib.EBPFJIT_ENGINE_JIT_CODE}.get(engine)
         if e is None:
-            raise ValueError(f"unknown engine {engine!r} (expected 'interp' or 'jit')")
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise ValueError(f"unknown engine {engine!r} (expected 'interp', 'jit' or 'jit-code')")
+        if e != ENGINE_INTERP and self.ptr.jit_fn == ffi.NULL:
             raise EbpfError("engine 'jit' requested but no JIT function is set")
         budget = DEFAULT_BUDGET if budget is None else budget
         if budget < 1 or repeat < 1:

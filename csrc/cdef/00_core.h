@@ -10,6 +10,7 @@
 #define EBPFJIT_MAX_HELD_LOCKS 4
 #define EBPFJIT_ENGINE_INTERP 0
 #define EBPFJIT_ENGINE_JIT 1
+#define EBPFJIT_ENGINE_JIT_CODE 2
 
 enum ebpfjit_status {
     EBPFJIT_OK = 0,
