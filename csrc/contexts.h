@@ -163,6 +163,8 @@ uint64_t ebpfjit_helper_get_current_pid_tgid(uint64_t, uint64_t, uint64_t, uint6
 uint64_t ebpfjit_helper_get_current_comm(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 uint64_t ebpfjit_helper_probe_read(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 uint64_t ebpfjit_helper_probe_read_str(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_probe_read_kernel(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+uint64_t ebpfjit_helper_probe_read_kernel_str(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 uint64_t ebpfjit_helper_loop(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 /* Callback values (`lddw rX, func`, src=4): EBPFJIT_CALLBACK_TAG | absolute pc of the

@@ -118,7 +118,15 @@ uint64_t ebpfjit_helper_get_current_comm(uint64_t buf, uint64_t size, uint64_t a
 
 /* --- probe reads ---------------------------------------------------------------------------- */
 
-static uint64_t probe_read(uint64_t dst, uint64_t size, uint64_t src)
+/* What the kernel returns for an unreadable source: the _kernel variants refuse user-half
+ * addresses with -ERANGE before trying (copy_from_kernel_nofault_allowed), everything else
+ * faults with -EFAULT. */
+static uint64_t unreadable(uint64_t src, int kernel)
+{
+    return kernel && src < 0xffff800000000000ULL ? (uint64_t)-ERANGE : (uint64_t)-EFAULT;
+}
+
+static uint64_t probe_read(uint64_t dst, uint64_t size, uint64_t src, int kernel)
 {
     struct ebpfjit_state *st = ebpfjit_current();
     uint32_t n = (uint32_t)size;
@@ -130,13 +138,13 @@ static uint64_t probe_read(uint64_t dst, uint64_t size, uint64_t src)
     /* Only memory the runtime knows is "mapped"; anything else faults as in the kernel. */
     if (!ebpfjit_access_ok(st, src, n, 0)) {
         memset(ptr(dst), 0, n);
-        return (uint64_t)-EFAULT;
+        return unreadable(src, kernel);
     }
     memmove(ptr(dst), ptr(src), n);
     return 0;
 }
 
-static uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src)
+static uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src, int kernel)
 {
     struct ebpfjit_state *st = ebpfjit_current();
     uint32_t n = (uint32_t)size, i;
@@ -150,7 +158,7 @@ static uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src)
         uint8_t c;
         if (!ebpfjit_access_ok(st, src + i, 1, 0)) {
             memset(d, 0, n);
-            return (uint64_t)-EFAULT;
+            return unreadable(src, kernel);
         }
         c = *(const uint8_t *)ptr(src + i);
         d[i] = c;
@@ -164,13 +172,25 @@ static uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src)
 uint64_t ebpfjit_helper_probe_read(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4,
                                    uint64_t a5)
 {
-    return probe_read(dst, size, src);
+    return probe_read(dst, size, src, 0);
 }
 
 uint64_t ebpfjit_helper_probe_read_str(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4,
                                        uint64_t a5)
 {
-    return probe_read_str(dst, size, src);
+    return probe_read_str(dst, size, src, 0);
+}
+
+uint64_t ebpfjit_helper_probe_read_kernel(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4,
+                                          uint64_t a5)
+{
+    return probe_read(dst, size, src, 1);
+}
+
+uint64_t ebpfjit_helper_probe_read_kernel_str(uint64_t dst, uint64_t size, uint64_t src,
+                                              uint64_t a4, uint64_t a5)
+{
+    return probe_read_str(dst, size, src, 1);
 }
 
 /* --- bpf_bprintf_prepare + bstr_printf ------------------------------------------------------ */
@@ -607,9 +627,9 @@ void ebpfjit_install_builtin_helpers(struct ebpfjit_env *env)
         {54, ebpfjit_helper_xdp_adjust_meta},
         {65, ebpfjit_helper_xdp_adjust_tail},
         {112, ebpfjit_helper_probe_read},          /* probe_read_user */
-        {113, ebpfjit_helper_probe_read},          /* probe_read_kernel */
+        {113, ebpfjit_helper_probe_read_kernel},
         {114, ebpfjit_helper_probe_read_str},      /* probe_read_user_str */
-        {115, ebpfjit_helper_probe_read_str},      /* probe_read_kernel_str */
+        {115, ebpfjit_helper_probe_read_kernel_str},
         {125, ebpfjit_helper_ktime_get_boot_ns},
         {160, ebpfjit_helper_ktime_get_coarse_ns},
         {165, ebpfjit_helper_snprintf},

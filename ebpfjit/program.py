@@ -84,11 +84,12 @@ class Program:
     @property
     def env(self):
         if self._env is None:
+            # A program of its own gets the kernel's helpers by id, as an object's programs do
+            # (maps need an object, so map helpers only find none).
+            from .helpers import install_builtin_helpers
             from .runtime import Env
             self._env = Env()
-            install = getattr(self._env, "install_builtin_helpers", None)
-            if install is not None:
-                install()
+            install_builtin_helpers(self._env)
         return self._env
 
     @property

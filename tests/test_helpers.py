@@ -79,3 +79,20 @@ def test_bytearray_is_resized_in_place():
     pkt = bytearray(PACKETS["udp_dns"])
     p.run(pkt)
     assert len(pkt) == len(PACKETS["udp_dns"]) + 20
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("helper, expected", [(113, -34), (115, -34), (112, -14), (114, -14)],
+                         ids=["probe_read_kernel", "probe_read_kernel_str", "probe_read_user",
+                              "probe_read_user_str"])
+def test_probe_read_errno_matches_kernel(kernel, helper, expected):
+    """An address the runtime does not know: the _kernel variants refuse a user-half address with
+    -ERANGE before reading, the _user variants fault with -EFAULT, as in the kernel."""
+    from ebpfjit import Program
+    from ebpfjit.asm import assemble
+    from ebpfjit.spec import ProgType
+    code = assemble(f"mov %r1, %r10\nadd %r1, -8\nmov %r2, 8\nlddw %r3, 0x1000\ncall {helper}\nexit")
+    want = kernel.KernelProgram(ProgType.XDP, code, "GPL").test_run(bytes(64)).retval
+    assert want == expected & 0xFFFFFFFF
+    for engine in ("interp", "jit"):
+        assert Program.from_bytes(code, type="xdp").run(bytes(64), engine=engine) & 0xFFFFFFFF == want
