@@ -252,7 +252,41 @@ def check_program(insns: list[Instruction]) -> None:
         if target not in starts:
             raise DecodeError(f"{OPCODES[insn.opcode].name}: {what} target {target} is the "
                               f"second slot of an lddw", pc)
+    _check_function_bounds(insns, nslots)
     last_pc, last = list(iter_pcs(insns))[-1]
     if last.kind not in (Kind.EXIT, Kind.JA):
         raise DecodeError(f"last instruction {OPCODES[last.opcode].name} falls off the end of "
                           f"the program", last_pc)
+
+
+# lddw with this src loads the address of a function (BPF_PSEUDO_FUNC: callbacks).
+LDDW_PSEUDO_FUNC = 4
+
+
+def function_starts(insns: list[Instruction]) -> list[int]:
+    """Slots where functions begin: 0, every bpf-to-bpf call target and every callback
+    (`lddw rX, func`) target. Each function runs to the next start."""
+    starts = {0}
+    for pc, insn in iter_pcs(insns):
+        if insn.kind is Kind.CALL and insn.src == CALL_LOCAL:
+            starts.add(jump_target(pc, insn.imm))
+        elif insn.kind is Kind.LDDW and insn.src == LDDW_PSEUDO_FUNC:
+            starts.add(jump_target(pc, insn.imm_lo))
+    return sorted(starts)
+
+
+def _check_function_bounds(insns: list[Instruction], nslots: int) -> None:
+    """Jumps stay inside their function, as the kernel verifier requires: control enters a
+    function only through a call."""
+    import bisect
+    starts = function_starts(insns)
+    for pc, insn in iter_pcs(insns):
+        if insn.kind not in (Kind.JA, Kind.JCOND):
+            continue
+        target = insn.branch_target(pc)
+        i = bisect.bisect_right(starts, pc) - 1
+        lo, hi = starts[i], (starts[i + 1] if i + 1 < len(starts) else nslots)
+        if not lo <= target < hi:
+            raise DecodeError(f"{OPCODES[insn.opcode].name}: jump target {target} is outside its "
+                              f"function [{lo}, {hi})", pc)
+

@@ -17,7 +17,7 @@ Must not import: ebpfjit.jit, ebpfjit.runtime (the layout arrives through Loweri
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llvmlite import ir
 
@@ -201,10 +201,18 @@ class FunctionInfo:
     needs_fp_value: bool = False  # the frame address is used as an integer somewhere
     r1_mem_access: bool = False   # a non-frame access through an `r1 + x` pointer (entry only)
     map_states: dict[int, tuple] | None = None   # map facts at entry of each pc (_map_dataflow)
+    # The program's first function lowered once more as an ordinary subprogram, for bpf-to-bpf
+    # calls to pc 0: the entry function has the runner's signature and starts at depth 1.
+    called_copy: bool = False
 
     @property
     def is_entry(self) -> bool:
-        return self.start == 0
+        return self.start == 0 and not self.called_copy
+
+    @property
+    def key(self) -> int | str:
+        """Its key in the table of LLVM functions (pc 0 has two: entry and called copy)."""
+        return CALLED_MAIN if self.called_copy else self.start
 
 
 @dataclass
@@ -498,6 +506,9 @@ JCOND_OPS = {
 ATOMIC_RMW = {AtomicOp.ADD: "add", AtomicOp.OR: "or", AtomicOp.AND: "and", AtomicOp.XOR: "xor"}
 
 
+CALLED_MAIN = "called-main"
+
+
 class FunctionLowerer:
     """Lowers one eBPF function into one LLVM function."""
 
@@ -506,7 +517,7 @@ class FunctionLowerer:
         self.ctx = ctx
         self.prog = prog
         self.fn = fn
-        self.llfn = llfns[fn.start]
+        self.llfn = llfns[fn.key]
         self.llfns = llfns
         self.checks = ctx.options.bounds_checks
         self.st = self.llfn.args[0]
@@ -1008,7 +1019,8 @@ class FunctionLowerer:
             self.fault_if(b.icmp_unsigned(">=", depth, const(I32, MAX_FRAMES)), ERR_CALL_DEPTH,
                           pc, name="depth")
             self.store_field("depth", b.add(depth, const(I32, 1)))
-            callee = self.llfns[insn.branch_target(pc)]
+            target = insn.branch_target(pc)
+            callee = self.llfns[CALLED_MAIN if target == 0 else target]
             r0 = b.call(callee, [self.st] + self.call_args(), name=f"pc{pc}.call")
             self.store_field("depth", depth)
             self.write_reg(0, r0)
@@ -1265,7 +1277,11 @@ class FunctionLowerer:
             offset = b.add(self.read_reg(insn.src), offset)
         self.before_runtime_call()
         if self.ok_slot is None:
-            self.ok_slot = cgutils.as_ptr(b, cgutils.alloca_once(b, I32, name="ldpkt.ok", align=4))
+            slot = cgutils.alloca_once(b, I32, name="ldpkt.ok", align=4)
+            # The pointer is reused by every later packet load, so it must be made in the entry
+            # block, which dominates them all (not where this first load happens to be).
+            with b.goto_entry_block():
+                self.ok_slot = cgutils.as_ptr(b, slot)
         value = b.call(self.ctx.runtime_fn("ebpfjit_ld_packet"),
                        [self.st, offset, const(I32, insn.info.size), const(I32, pc),
                         self.ok_slot], name=f"pc{pc}.pkt")
@@ -1410,7 +1426,12 @@ def lower_program(insns: list[Instruction], ctx: LoweringContext) -> ir.Module:
     lookups = versioned and any(
         prog.insns[pc].kind is Kind.CALL and prog.insns[pc].src == CALL_HELPER
         and prog.insns[pc].imm == 1 for pc in prog.functions[0].pcs)
-    for fn in prog.functions:
+    functions = list(prog.functions)
+    if any(insn.kind is Kind.CALL and insn.src == CALL_LOCAL and insn.branch_target(pc) == 0
+           for pc, insn in prog.insns.items()):
+        main = prog.functions[0]
+        functions.append(replace(main, called_copy=True, name=main.name + ".called"))
+    for fn in functions:
         name = fn.name
         if fn.is_entry and versioned:
             fnty = ir.FunctionType(I32, [PTR, I64, I64, I64, I64] + [I1] * lookups)
@@ -1428,8 +1449,8 @@ def lower_program(insns: list[Instruction], ctx: LoweringContext) -> ir.Module:
         llfn.args[0].name = "st"
         for i, arg in enumerate(llfn.args[1:], start=1):
             arg.name = f"arg.r{i}"
-        llfns[fn.start] = llfn
-    for fn in prog.functions:
+        llfns[fn.key] = llfn
+    for fn in functions:
         FunctionLowerer(ctx, prog, fn, llfns).lower()
     if versioned:
         _versioned_entry(ctx, llfns[0])
@@ -1456,7 +1477,7 @@ def _callback_entry(ctx: LoweringContext, prog: ProgramInfo, llfns: dict[int, ir
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     bad = fn.append_basic_block("bad")
     switch = b.switch(pc_arg, bad)
-    for start, callee in sorted(llfns.items()):
+    for start, callee in sorted((k, f) for k, f in llfns.items() if isinstance(k, int)):
         if start == 0:
             continue
         block = fn.append_basic_block(f"pc{start}")
