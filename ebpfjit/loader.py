@@ -519,16 +519,34 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
             accesses its context in a way the kernel would refuse (pc included).
         MapError: a map cannot be created.
     """
-    from . import helpers as _helpers
     from .elf import load_spec
-    from .maps import Map
-    from .runtime import Env
 
     spec = load_spec(path_or_bytes)
     if rodata:
         spec = dataclasses.replace(spec, maps={n: dataclasses.replace(m)
                                                for n, m in spec.maps.items()})
         _patch_rodata(spec, rodata)
+    return load_object_spec(spec, ncpus=ncpus, programs=programs)
+
+
+def program_from_code(code: bytes, prog_type: ProgType, *, name: str = "prog",
+                      ncpus: int | None = None) -> ObjectProgram:
+    """A program of the given type from raw bytecode (no maps), run like an object's program:
+    context accesses converted, the type's test-run model (XDP buffer, skb) in both engines."""
+    from .spec import ProgramSpec
+    pspec = ProgramSpec(name=name, section="", type=ProgType(prog_type), code=bytes(code),
+                        license="GPL")
+    spec = ObjectSpec(path="<bytecode>", programs={name: pspec}, maps={}, license="GPL")
+    return load_object_spec(spec, ncpus=ncpus).programs[name]
+
+
+def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
+                     programs: Sequence[str] | None = None) -> Object:
+    """An Object from an ObjectSpec (what `load` does after parsing the ELF)."""
+    from . import helpers as _helpers
+    from .maps import Map
+    from .runtime import Env
+
     env = Env()
     if ncpus is not None:
         env.ncpus = ncpus

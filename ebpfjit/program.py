@@ -61,14 +61,29 @@ class Program:
 
     @classmethod
     def from_bytes(cls, code: bytes, type: str | int | ProgType = "raw", **kwargs) -> Program:
-        """Program from raw bytecode (8-byte little-endian slots). Raises DecodeError."""
+        """Program from raw bytecode (8-byte little-endian slots). Raises DecodeError.
+
+        `type="raw"` follows the conformance convention (r1 = memory, r2 = its length). Any other
+        type ("xdp", "socket_filter", "tc", ...) runs as the kernel runs that type: its context
+        (`struct xdp_md`, `struct __sk_buff`, ...) converted at load, `run(packet)` returning the
+        verdict and `test_run` like bpf_prog_test_run_opts, exactly as an object's programs.
+        """
+        prog_type = prog_type_from_name(type)
+        if prog_type != ProgType.UNSPEC and cls is Program:
+            from .loader import program_from_code
+            unknown = set(kwargs) - {"name", "opt_level"}
+            if unknown:
+                raise EbpfError(f"{', '.join(sorted(unknown))}: not supported with type={type!r}")
+            prog = program_from_code(code, prog_type, name=kwargs.get("name", "prog"))
+            prog.opt_level = kwargs.get("opt_level", prog.opt_level)
+            return prog
         return cls(code, type=type, **kwargs)
 
     @classmethod
     def from_asm(cls, text: str, type: str | int | ProgType = "raw", **kwargs) -> Program:
         """Program from assembly in the bpf_conformance dialect. Raises AssemblerError."""
         from .asm import assemble
-        return cls(assemble(text), type=type, **kwargs)
+        return cls.from_bytes(assemble(text), type=type, **kwargs)
 
     @property
     def opt_level(self) -> int:
