@@ -14,6 +14,7 @@ Instruction(opcode=0xb7, dst=0, src=0, off=0, imm=7)
 """
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -278,7 +279,6 @@ def function_starts(insns: list[Instruction]) -> list[int]:
 def _check_function_bounds(insns: list[Instruction], nslots: int) -> None:
     """Jumps stay inside their function, as the kernel verifier requires: control enters a
     function only through a call."""
-    import bisect
     starts = function_starts(insns)
     for pc, insn in iter_pcs(insns):
         if insn.kind not in (Kind.JA, Kind.JCOND):
@@ -289,4 +289,3 @@ def _check_function_bounds(insns: list[Instruction], nslots: int) -> None:
         if not lo <= target < hi:
             raise DecodeError(f"{OPCODES[insn.opcode].name}: jump target {target} is outside its "
                               f"function [{lo}, {hi})", pc)
-
