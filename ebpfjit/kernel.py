@@ -54,6 +54,7 @@ class Cmd(enum.IntEnum):
     PROG_LOAD = 5
     PROG_TEST_RUN = 10
     OBJ_GET_INFO_BY_FD = 15
+    BTF_LOAD = 18
     MAP_FREEZE = 22
 
 
@@ -296,7 +297,31 @@ def _close_fd(fd: int) -> None:
 # Maps
 # --------------------------------------------------------------------------------------------
 
-class KernelMap:
+class _FdOwner:
+    """A kernel object held through one file descriptor, closed on close(), `with` or GC."""
+
+    fd: int = -1
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        _close_fd(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "fd", -1) >= 0:
+            self.close()
+
+
+class KernelMap(_FdOwner):
     """One kernel map, created from a MapSpec.
 
     Keys and values are bytes (an int key is packed little endian to key_size). Per-CPU maps
@@ -545,26 +570,6 @@ class KernelMap:
     def __len__(self) -> int:
         return sum(1 for _ in self.keys())
 
-    # -- lifetime --------------------------------------------------------------------------
-
-    def close(self) -> None:
-        fd, self.fd = self.fd, -1
-        _close_fd(fd)
-
-    @property
-    def closed(self) -> bool:
-        return self.fd < 0
-
-    def __enter__(self) -> KernelMap:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "fd", -1) >= 0:
-            self.close()
-
     def __repr__(self) -> str:
         return (f"<KernelMap {self.name!r} {self.type.name} key={self.key_size} "
                 f"value={self.value_size} max={self.max_entries} fd={self.fd}>")
@@ -640,7 +645,7 @@ def relocate_maps(code: bytes, map_fds: Sequence[int], what: str = "program") ->
     return bytes(out)
 
 
-class KernelProgram:
+class KernelProgram(_FdOwner):
     """One program loaded with BPF_PROG_LOAD. `verifier_log` keeps the kernel's log."""
 
     def __init__(self, prog_type: ProgType | int, code: bytes, license: str = "GPL", *,
@@ -865,26 +870,6 @@ class KernelProgram:
         _sys_bpf(Cmd.OBJ_GET_INFO_BY_FD, attr, what)
         return info
 
-    # -- lifetime --------------------------------------------------------------------------
-
-    def close(self) -> None:
-        fd, self.fd = self.fd, -1
-        _close_fd(fd)
-
-    @property
-    def closed(self) -> bool:
-        return self.fd < 0
-
-    def __enter__(self) -> KernelProgram:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "fd", -1) >= 0:
-            self.close()
-
     def __repr__(self) -> str:
         return f"<KernelProgram {self.name!r} {self.type.name} insns={len(self.insns) // 8} fd={self.fd}>"
 
@@ -985,7 +970,7 @@ class _BtfEncoder:
         return header + bytes(self._types) + bytes(self._strings)
 
 
-class KernelBtf:
+class KernelBtf(_FdOwner):
     """Type information loaded with BPF_BTF_LOAD (for map value types and func/line info)."""
 
     def __init__(self, raw: bytes, log_size: int = 1 << 20):
@@ -1000,7 +985,7 @@ class KernelBtf:
         attr = ffi.new("struct ebpfjit_bpf_btf_load_attr *")
         attr.btf, attr.btf_size = _ptr(ffi, data), len(self.raw)
         attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = _ptr(ffi, logbuf), log_size, 1
-        r = lib.ebpfjit_sys_bpf(18, attr, ffi.sizeof(attr[0]))   # BPF_BTF_LOAD
+        r = lib.ebpfjit_sys_bpf(Cmd.BTF_LOAD, attr, ffi.sizeof(attr[0]))
         log = ffi.string(logbuf).decode("utf-8", "replace")
         if r < 0:
             if -r in (_errno.EPERM, _errno.ENOSYS) and _probe_permission() is not None:
@@ -1010,19 +995,6 @@ class KernelBtf:
                               + (f": {lines[-1]}" if lines else ""), errno=-r, log=log)
         self.fd = r
 
-    def close(self) -> None:
-        fd, self.fd = self.fd, -1
-        _close_fd(fd)
-
-    def __enter__(self) -> KernelBtf:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "fd", -1) >= 0:
-            self.close()
 
 
 # --------------------------------------------------------------------------------------------
