@@ -107,17 +107,16 @@ static void clear_run(struct ebpfjit_state *st)
     st->mem_len = 0;
 }
 
-int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, struct ebpfjit_xdp *x, uint64_t repeat,
-                        uint32_t *retval, double *ns)
+/* A test run's repeat loop over a prepared context: one virtual CPU for the whole loop (as the
+ * kernel's test_run holds its CPU), the verdict of the last run, and the mean ns per run. */
+static int32_t run_repeated(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                            uint64_t budget, uint64_t r1, uint64_t repeat, uint32_t *retval,
+                            double *ns)
 {
     struct ebpfjit_vcpu_hold hold;
     int32_t status = EBPFJIT_OK;
     uint64_t i, t0, t1;
 
-    set_ctx_region(st, x->shadow, EBPFJIT_XDP_SHADOW_SIZE, 0);
-    st->run_ctx = x;
-    xdp_sync(x, st);
     *retval = 0;
     *ns = 0;
     if (!repeat)
@@ -126,7 +125,7 @@ int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
         st->budget = budget;
-        status = ebpfjit_run(prog, st, engine, addr_of(x->shadow), 0);
+        status = ebpfjit_run(prog, st, engine, r1, 0);
         if (status != EBPFJIT_OK)
             break;
         *retval = (uint32_t)st->r0;
@@ -137,6 +136,16 @@ int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
     return status;
+}
+
+int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
+                        uint64_t budget, struct ebpfjit_xdp *x, uint64_t repeat,
+                        uint32_t *retval, double *ns)
+{
+    set_ctx_region(st, x->shadow, EBPFJIT_XDP_SHADOW_SIZE, 0);
+    st->run_ctx = x;
+    xdp_sync(x, st);
+    return run_repeated(prog, st, engine, budget, addr_of(x->shadow), repeat, retval, ns);
 }
 
 static struct ebpfjit_xdp *xdp_of(struct ebpfjit_state *st, uint64_t ctx)
@@ -347,33 +356,11 @@ int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
                         uint64_t budget, struct ebpfjit_skb *s, uint64_t repeat,
                         uint32_t *retval, double *ns)
 {
-    struct ebpfjit_vcpu_hold hold;
-    int32_t status = EBPFJIT_OK;
-    uint64_t i, t0, t1;
-
     /* Writable as a whole: ctx.py already refused stores to read-only fields at load. */
     set_ctx_region(st, s->shadow, EBPFJIT_SKB_SHADOW_SIZE, 1);
     st->run_ctx = s;
     skb_sync(s, st);
-    *retval = 0;
-    *ns = 0;
-    if (!repeat)
-        repeat = 1;
-    ebpfjit_vcpu_enter(prog->env, &hold);
-    t0 = now_ns();
-    for (i = 0; i < repeat; i++) {
-        st->budget = budget;
-        status = ebpfjit_run(prog, st, engine, addr_of(s->shadow), 0);
-        if (status != EBPFJIT_OK)
-            break;
-        *retval = (uint32_t)st->r0;
-    }
-    t1 = now_ns();
-    ebpfjit_vcpu_leave(prog->env, &hold);
-    if (i)
-        *ns = (double)(t1 - t0) / (double)i;
-    clear_run(st);
-    return status;
+    return run_repeated(prog, st, engine, budget, addr_of(s->shadow), repeat, retval, ns);
 }
 
 /* The slots are read-only to programs but must be reachable by the ctx rewrite's ldxdw. */
