@@ -75,7 +75,6 @@ _RELOC_NAMES = {R_BPF_NONE: "R_BPF_NONE", R_BPF_64_64: "R_BPF_64_64", R_BPF_64_A
 
 INSN_SIZE = 8
 _MAX_NOBITS = 1 << 26
-OP_LDDW = LDDW
 OP_CALL = 0x85
 
 TEXT = ".text"
@@ -739,7 +738,7 @@ class _Loader:
                 # in imm, function symbols in st_value with imm = -1).
                 self.code_refs[(sec.index, slot)] = (target.index, sym.value // INSN_SIZE + imm + 1)
             elif rel.type == R_BPF_64_64:
-                if opcode != OP_LDDW or rel.offset + 2 * INSN_SIZE > len(code):
+                if opcode != LDDW or rel.offset + 2 * INSN_SIZE > len(code):
                     raise self.error(f"{where}: {rname} to '{name}' is not an lddw", section=sec.name,
                                      symbol=name)
                 self._relocate_lddw(sec, code, rel.offset, sym, name, imm)
@@ -756,7 +755,7 @@ class _Loader:
                                  section=sec.name, symbol=self._func_at(sec, slot))
             if slot in relocated_slots:
                 continue
-            if (opcode == OP_CALL and src == PSEUDO_CALL) or (opcode == OP_LDDW and src == PSEUDO_FUNC):
+            if (opcode == OP_CALL and src == PSEUDO_CALL) or (opcode == LDDW and src == PSEUDO_FUNC):
                 self.code_refs[(sec.index, slot)] = (sec.index, slot + imm + 1)
 
     def _relocate_lddw(self, sec: _Section, code: bytearray, offset: int, sym: _Symbol, name: str,

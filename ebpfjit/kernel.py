@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from ebpfjit.btf import Kind as BtfKind
 from ebpfjit.errors import KernelError, KernelUnavailable, MapError
+from ebpfjit.insn import SLOT
 from ebpfjit.isa import LDDW
 from ebpfjit.spec import (
     BPF_ANY,
@@ -67,10 +68,7 @@ BPF_LOG_LEVEL1 = 1
 BPF_LOG_LEVEL2 = 2
 BPF_LOG_STATS = 4
 
-_ENOTSUPP = ENOTSUPP
 _OBJ_NAME_LEN = 16
-_LDDW = LDDW
-_INSN = struct.Struct("<BBhi")
 
 _PERCPU_TYPES = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH,
                            MapType.PERCPU_CGROUP_STORAGE})
@@ -99,7 +97,7 @@ _permission_probed = False
 
 
 def _errname(err: int) -> str:
-    if err == _ENOTSUPP:
+    if err == ENOTSUPP:
         return "ENOTSUPP"
     return _errno.errorcode.get(err, f"errno {err}")
 
@@ -632,13 +630,13 @@ def relocate_maps(code: bytes, map_fds: Sequence[int], what: str = "program") ->
     out = bytearray(code)
     pc, n = 0, len(code) // 8
     while pc < n:
-        op, regs, off, imm = _INSN.unpack_from(out, pc * 8)
-        if op == _LDDW:
+        op, regs, off, imm = SLOT.unpack_from(out, pc * 8)
+        if op == LDDW:
             if (regs >> 4) in (PSEUDO_MAP_FD, PSEUDO_MAP_VALUE):
                 if not 0 <= imm < len(map_fds):
                     raise KernelError(f"{what}: pc {pc}: lddw refers to map index {imm}, but "
                                       f"{len(map_fds)} map fds were given", errno=_errno.EINVAL)
-                _INSN.pack_into(out, pc * 8, op, regs, off, map_fds[imm])
+                SLOT.pack_into(out, pc * 8, op, regs, off, map_fds[imm])
             pc += 2
         else:
             pc += 1
@@ -794,7 +792,7 @@ class KernelProgram(_FdOwner):
         attr.cpu = cpu
         attr.batch_size = batch_size
         what = f"{self._what()} test run"
-        r = _sys_bpf(Cmd.PROG_TEST_RUN, attr, what, ok=(_ENOTSUPP, _errno.EOPNOTSUPP))
+        r = _sys_bpf(Cmd.PROG_TEST_RUN, attr, what, ok=(ENOTSUPP, _errno.EOPNOTSUPP))
         if r < 0:
             raise KernelUnavailable(f"bpf(BPF_PROG_TEST_RUN) failed with {_errname(-r)}: this kernel "
                                     f"cannot test-run {self.type.name} programs")
