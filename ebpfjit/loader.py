@@ -305,11 +305,8 @@ class ObjectProgram(Program):
         x = ffi.new("struct ebpfjit_xdp *")
         md = ffi.NULL
         if ctx_in is not None:
-            raw = bytes(ctx_in).ljust(XDP_MD_SIZE, b"\0")
-            if len(raw) > XDP_MD_SIZE and any(raw[XDP_MD_SIZE:]):
-                raise EbpfError("ctx_in: bytes beyond struct xdp_md must be zero (EINVAL)")
             md = ffi.new("struct ebpfjit_xdp_md *")
-            ffi.memmove(md, raw[:XDP_MD_SIZE], XDP_MD_SIZE)
+            ffi.memmove(md, _ctx_in_bytes(ctx_in, XDP_MD_SIZE, "struct xdp_md"), XDP_MD_SIZE)
         rc = lib.ebpfjit_xdp_init(x, data, len(data), md)
         if rc == -7:
             raise EbpfError(f"XDP packet of {len(data)} bytes needs fragments (more than "
@@ -339,10 +336,7 @@ class ObjectProgram(Program):
         s = ffi.new("struct ebpfjit_skb *")
         cin = ffi.NULL
         if ctx_in is not None:
-            raw = bytes(ctx_in).ljust(SKB_UAPI_SIZE, b"\0")
-            if len(raw) > SKB_UAPI_SIZE and any(raw[SKB_UAPI_SIZE:]):
-                raise EbpfError("ctx_in: bytes beyond struct __sk_buff must be zero (EINVAL)")
-            cin = ffi.new("uint8_t[]", raw[:SKB_UAPI_SIZE])
+            cin = ffi.new("uint8_t[]", _ctx_in_bytes(ctx_in, SKB_UAPI_SIZE, "struct __sk_buff"))
         rc = lib.ebpfjit_skb_init(s, data, len(data), SKB_TYPES[self.type], cin)
         if rc:
             raise EbpfError(f"skb test run refused the input (errno {-rc}, as the kernel's "
@@ -426,6 +420,15 @@ class ObjectProgram(Program):
     def __repr__(self) -> str:
         return (f"<ObjectProgram {self.name!r} section={self.section!r} "
                 f"type={self.type.name.lower()} insns={len(self.insns)}>")
+
+
+def _ctx_in_bytes(ctx_in, size: int, struct_name: str) -> bytes:
+    """ctx_in as exactly `size` bytes: shorter is zero-padded; longer is refused unless the
+    excess is zero, as the kernel's test_run (bpf_ctx_init) does."""
+    raw = bytes(ctx_in).ljust(size, b"\0")
+    if any(raw[size:]):
+        raise EbpfError(f"ctx_in: bytes beyond {struct_name} must be zero (EINVAL)")
+    return raw[:size]
 
 
 def _xdp_md_out(x, md) -> bytes:
