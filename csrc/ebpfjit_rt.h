@@ -32,7 +32,7 @@ enum ebpfjit_status {
     EBPFJIT_ERR_OOB_STORE = 2,
     EBPFJIT_ERR_UNKNOWN_HELPER = 3, /* fault_info: helper id */
     EBPFJIT_ERR_CALL_DEPTH = 4,     /* more than EBPFJIT_MAX_FRAMES frames */
-    EBPFJIT_ERR_BUDGET = 5,         /* budget of back-edges + calls exhausted */
+    EBPFJIT_ERR_BUDGET = 5,         /* budget of back-edges + bpf-to-bpf calls exhausted */
     EBPFJIT_ERR_HELPER = 6,         /* a helper failed (bad argument, Python exception) */
     EBPFJIT_ERR_FALL_OFF = 7,       /* control ran past the end of a function */
     EBPFJIT_ERR_BAD_INSN = 8,       /* instruction an engine cannot execute (e.g. kfunc call) */
@@ -114,7 +114,7 @@ struct ebpfjit_state {
     uint64_t fault_size;
     uint64_t fault_info;
     /* limits */
-    uint64_t budget;                /* remaining back-edges + calls; 0 stops the run */
+    uint64_t budget;                /* back-edges, bpf-to-bpf calls and callbacks left */
     uint32_t depth;                 /* frames in use (1 while in the entry function) */
     uint32_t tail_calls;
     /* memory the program may touch */

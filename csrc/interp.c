@@ -659,7 +659,6 @@ L_JA_B: SPEND(); ip = ip->tgt; DISPATCH();
     /* ---- calls ---- */
 L_CALL_HELPER: {
         ebpfjit_helper_fn fn;
-        SPEND();
         fn = st->env ? st->env->helpers[IMM] : NULL;
         if (__builtin_expect(!fn, 0)) {
             st->fault_info = IMM;
@@ -674,12 +673,10 @@ L_CALL_HELPER: {
         NEXT();
     }
 L_CALL_UNKNOWN:
-    SPEND();
     if (st->status == 0)
         st->fault_info = IMM;
     FAULT(EBPFJIT_ERR_UNKNOWN_HELPER, 0, 0);
 L_CALLX:
-    SPEND();
     st->budget = budget;
     reg[0] = ebpfjit_call_helper(st, DST, reg[1], reg[2], reg[3], reg[4], reg[5]);
     if (__builtin_expect(st->status != 0, 0))

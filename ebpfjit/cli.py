@@ -218,7 +218,8 @@ def cmd_dump(args) -> int:
 def cmd_compile(args) -> int:
     from .jit import emit_object
     _, prog, _ = _one_program(args)
-    obj = emit_object(prog.code, target=args.target, opt_level=args.opt_level)
+    obj = emit_object(prog.code, target=args.target, opt_level=args.opt_level,
+                      maps=prog._jit_maps())
     with open(args.output, "wb") as f:
         f.write(obj)
     return 0

@@ -482,7 +482,7 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     text = None
     if asm:
         our_prog = ours["jit"][1] if "jit" in ours else load(path).programs[program]
-        text = side_by_side(kinfo, our_prog.code, opt_level)
+        text = side_by_side(kinfo, our_prog.code, opt_level, maps=our_prog._jit_maps())
     if kobj is not None:
         kobj.close()
     return Report(path, program, pspec.type.name.lower(), engines, rows, map_diffs,
@@ -500,12 +500,13 @@ _BLOCK_LABEL = re.compile(r"^(\.?[\w.$]+):")
 _PC_MARK = re.compile(r"# pc (\d+): ")
 
 
-def our_asm_by_pc(code: bytes, opt_level: int = 2) -> list[tuple[int | None, list[str]]]:
+def our_asm_by_pc(code: bytes, opt_level: int = 2,
+                  maps=None) -> list[tuple[int | None, list[str]]]:
     """Our x86-64 assembly split at the eBPF instruction each run of machine code came from
     (`native_asm` marks them `# pc N: ...` from debug line locations): a list of (eBPF pc, or
     None for bookkeeping, instruction lines)."""
     from .jit import native_asm
-    text = native_asm(code, opt_level=opt_level)
+    text = native_asm(code, opt_level=opt_level, maps=maps)
     chunks: list[tuple[int | None, list[str]]] = [(None, [])]
     for raw in text.splitlines():
         line = raw.rstrip()
@@ -572,10 +573,11 @@ def kernel_asm_by_insn(info) -> list[tuple[int | None, list[str]]]:
     return [c for c in chunks if c[1]]
 
 
-def side_by_side(info, our_code: bytes | None, opt_level: int = 2, width: int = 52) -> str:
+def side_by_side(info, our_code: bytes | None, opt_level: int = 2, width: int = 52,
+                 maps=None) -> str:
     """Kernel JIT | our JIT, aligned at the eBPF instruction indices both sides know."""
     left = kernel_asm_by_insn(info) if info is not None and info.jited else []
-    right = our_asm_by_pc(our_code, opt_level) if our_code is not None else []
+    right = our_asm_by_pc(our_code, opt_level, maps) if our_code is not None else []
     have_lines = bool(info is not None and info.jited_line_info)
     kernel_head = "kernel JIT (x86-64, " + ("anchored per BTF source line)" if have_lines
                                           else "per function: no line_info)")

@@ -340,12 +340,12 @@ def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = Tr
 # --- inspection ---------------------------------------------------------------------------------
 
 def llvm_ir(code: bytes, optimized: bool = False, *, opt_level: int = 2, bounds_checks: bool = True,
-            target: str | None = None) -> str:
+            target: str | None = None, maps=None) -> str:
     """LLVM IR text of `code`: as lowered (blocks `pc<N>`, a `; pc N: <insn>` comment per
     instruction) or after the optimisation pipeline."""
     _check_opt(opt_level)
     spec = TargetSpec.resolve(target)
-    module = build_ir(code, bounds_checks=bounds_checks, spec=spec, opt_level=opt_level)
+    module = build_ir(code, bounds_checks=bounds_checks, spec=spec, opt_level=opt_level, maps=maps)
     if not optimized:
         return str(module)
     tm = target_machine(spec, opt_level)
@@ -356,7 +356,7 @@ def llvm_ir(code: bytes, optimized: bool = False, *, opt_level: int = 2, bounds_
 
 
 def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
-               bounds_checks: bool = True, annotate: bool = True) -> str:
+               bounds_checks: bool = True, annotate: bool = True, maps=None) -> str:
     """Assembly text for the host (target=None) or a named target ("x86_64", "aarch64").
 
     With `annotate`, each run of machine code is preceded by `# pc N: <insn>`, the eBPF
@@ -366,11 +366,11 @@ def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
     spec = TargetSpec.resolve(target)
     with _lock:
         if not annotate:
-            mod, tm = compile_module(bytes(code), spec, opt_level, bounds_checks)
+            mod, tm = compile_module(bytes(code), spec, opt_level, bounds_checks, maps=maps)
             return tm.emit_assembly(mod)
         tm = target_machine(spec, opt_level)
         module = build_ir(bytes(code), bounds_checks=bounds_checks, spec=spec, comments=True,
-                          opt_level=opt_level)
+                          opt_level=opt_level, maps=maps)
         texts = add_pc_locations(module)
         mod = _parse(module, tm)
         optimize(mod, tm, opt_level)
@@ -378,10 +378,11 @@ def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
 
 
 def emit_object(code: bytes, target: str | None = None, opt_level: int = 2, *,
-                bounds_checks: bool = True) -> bytes:
+                bounds_checks: bool = True, maps=None) -> bytes:
     """Relocatable ELF object for the host or a named target (cross-compilation works)."""
     _check_opt(opt_level)
-    return _object_code(bytes(code), TargetSpec.resolve(target), opt_level, bounds_checks)
+    return _object_code(bytes(code), TargetSpec.resolve(target), opt_level, bounds_checks,
+                        maps=maps)
 
 
 __all__ = ["JitCode", "TargetSpec", "compile_program", "emit_object", "llvm_ir", "native_asm",

@@ -211,11 +211,13 @@ class Program:
 
     def llvm_ir(self, optimized: bool = False) -> str:
         from .jit import llvm_ir
-        return llvm_ir(self.code, optimized=optimized, opt_level=self.opt_level)
+        return llvm_ir(self.code, optimized=optimized, opt_level=self.opt_level,
+                       maps=self._jit_maps())
 
     def native_asm(self, target: str | None = None) -> str:
         from .jit import native_asm
-        return native_asm(self.code, target=target, opt_level=self.opt_level)
+        return native_asm(self.code, target=target, opt_level=self.opt_level,
+                          maps=self._jit_maps())
 
     def __repr__(self) -> str:
         return f"<Program {self.name!r} type={self.type.name.lower()} insns={len(self.insns)}>"

@@ -280,7 +280,8 @@ class LoadedProgram:
 
         r1 = a pointer to `mem` (a private copy of bytes; writable buffers such as bytearray are
         used in place), r2 = len(mem); empty mem gives r1 = r2 = 0. `r1`/`r2` override them.
-        `budget` bounds back-edges + calls (default 1e8). Raises ExecutionError on a fault.
+        `budget` bounds taken back-edges, bpf-to-bpf calls and callback invocations
+        (helper calls are bounded by themselves and spend none; default 1e8). Raises ExecutionError on a fault.
 
         (Each instance shadows this method with a closure from `_bind_run`, the fast path.)
         """
@@ -589,6 +590,9 @@ def _bad_insn_message(insn, info: int) -> str:
     if insn is None:
         return f"instruction cannot be executed (info {info:#x})"
     if insn.opcode == 0x18:
+        if insn.src in (1, 2) and info >> 32 == 1:
+            return (f"map index {info & 0xFFFFFFFF} is not the map this machine code was "
+                    f"compiled for (type, sizes or flags differ)")
         if insn.src in (1, 2):
             return f"lddw refers to map index {info}, which is not loaded"
         return f"lddw with src={insn.src} (pseudo form) cannot be executed"

@@ -411,3 +411,44 @@ def test_raw_entry_has_no_slow_path_for_checked_accesses():
     prog = Both(code)
     for n in (0, 19, 20, 21, 64):
         prog.both(bytes(range(n)))
+
+
+# --- map lookups specialised on the maps the code is compiled for ------------------------------
+
+def _counters_program():
+    from conftest import PROGS_DIR
+
+    from ebpfjit.loader import load as load_object
+    obj = load_object(str(PROGS_DIR / "xdp_parser_counters.o"))
+    return obj, obj.programs["xdp_count_protocols"]
+
+
+def test_array_lookup_of_a_described_map_is_inline_and_unchecked():
+    _, prog = _counters_program()
+    maps = prog._jit_maps()
+    assert maps[0][:4] == (2, 4, 8, 10)   # proto_counts: ARRAY, u32 -> u64, 10 entries
+    described = jit.llvm_ir(prog.code, optimized=True, maps=maps)
+    unknown = jit.llvm_ir(prog.code, optimized=True)
+    # Without the description every lookup goes through the runtime; with it, none does, and
+    # the accesses to the looked-up value need no runtime bounds check.
+    assert "ebpfjit_jit_map_lookup" in unknown
+    assert "ebpfjit_jit_map_lookup" not in described
+    assert described.count("ebpfjit_access_ok") < unknown.count("ebpfjit_access_ok")
+
+
+def test_machine_code_for_other_maps_faults_at_entry():
+    obj, prog = _counters_program()
+    maps = list(prog._jit_maps())
+    mtype, key_size, value_size, max_entries, flags = maps[0]
+    maps[0] = (mtype, key_size, value_size, max_entries + 1, flags)
+    other = jit.compile_program(prog.code, maps=tuple(maps), cache=False)
+    loaded = LoadedProgram(prog.code, prog.loaded.env, int(prog.type))
+    loaded.set_jit_function(other.address, other)
+    with pytest.raises(ExecutionError, match="map index 0 is not the map this machine code "
+                                             "was compiled for") as info:
+        loaded.run(bytes(64), engine="jit")
+    assert info.value.kind == "bad_insn"
+    # The matching code runs the same program to the interpreter's result.
+    own = jit.compile_program(prog.code, maps=prog._jit_maps(), cache=False)
+    loaded.set_jit_function(own.address, own)
+    assert loaded.run(bytes(64), engine="jit") == loaded.run(bytes(64), engine="interp")

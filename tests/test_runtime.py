@@ -475,13 +475,15 @@ def test_nested_run_from_python_helper():
     assert run("mov %r1, 6\ncall 4\nadd %r0, 1\nexit", b"outer", env=env) == 7
 
 
-def test_helper_budget():
+def test_helper_calls_spend_no_budget():
     env = Env()
     env.register_helper(5, identity)
-    # each helper call spends one unit
+    # Helpers end by themselves: only back-edges, local calls and callbacks spend budget.
     text = "call 5\ncall 5\ncall 5\nexit"
-    assert run(text, env=env, budget=4) == 0
-    assert fault(text, env=env, budget=3).pc == 2
+    assert run(text, env=env, budget=1) == 0
+    looped = "mov %r6, 3\nloop:\ncall 5\nsub %r6, 1\njne %r6, 0, loop\nexit"   # 2 back-edges
+    assert run(looped, env=env, budget=3) == 0
+    assert fault(looped, env=env, budget=2).pc == 3
 
 
 # --- lddw map forms --------------------------------------------------------------------------

@@ -59,6 +59,8 @@ FP = 10
 HELPER_FNTY = ir.FunctionType(I64, [I64] * 5)
 MAP_ARRAY = 2                  # BPF_MAP_TYPE_ARRAY
 MAP_F_RDONLY_PROG = 1 << 7     # BPF_F_RDONLY_PROG: the value arena is read-only to programs
+# fault_info flag of a BAD_INSN fault: the map differs from the one the code was compiled for.
+MAP_MISMATCH = 1 << 32
 
 try:   # the disassembler is optional: IR comments fall back to opcode names
     from ..disasm import format_insn as _format_insn
@@ -787,7 +789,7 @@ class FunctionLowerer:
         b.position_at_end(ok)
 
     def consume_budget(self, pc, name=None):
-        """Spend one unit of budget (taken back-edge, call): `if (--budget == 0) fault`.
+        """Spend one unit of budget (taken back-edge, bpf-to-bpf call): `if (--budget == 0) fault`.
         `pc` is an int or an i32 value (a latch's phi)."""
         b = self.builder
         left = b.sub(self.read_slot(self.budget), const(I64, 1), name="budget")
@@ -1033,7 +1035,6 @@ class FunctionLowerer:
             return
         assert insn.src == CALL_HELPER
         helper_id = insn.imm
-        self.consume_budget(pc)
         if not 0 <= helper_id < MAX_HELPERS:
             self.fault(ERR_UNKNOWN_HELPER, pc, info=const(I64, helper_id))
             return
@@ -1054,15 +1055,28 @@ class FunctionLowerer:
         value.set_metadata("invariant.load", self.ctx.invariant_md())
         return value
 
+    def map_desc(self, index: int):
+        """(type, key_size, value_size, max_entries, flags) the code is compiled for, or None."""
+        maps = self.ctx.options.maps
+        return maps[index] if maps is not None and index < len(maps) else None
+
     def preload_maps(self):
         """At function entry: for every map index a lddw src=1/2 of this function names, the
         map pointer (NULL when env/maps/the slot is missing: the lddw then faults) and its
         header fields (env and maps do not change during a run), as SSA values that dominate
-        the body, so loops neither reload nor recheck them."""
+        the body, so loops neither reload nor recheck them.
+
+        A map described at compile time (options.maps) is checked once here against that
+        description, and its header fields are constants in the body: bounds checks on its
+        values and inline lookups then fold. Machine code installed for other maps faults here
+        (BAD_INSN, info = index | MAP_MISMATCH) instead of trusting the description."""
         self.map_info = {}
-        indices = sorted({insn.imm & 0xFFFFFFFF for pc in self.fn.pcs
-                          for insn in (self.prog.insns[pc],)
-                          if insn.kind is Kind.LDDW and insn.src in (1, 2)})
+        first_use = {}
+        for pc in self.fn.pcs:
+            insn = self.prog.insns[pc]
+            if insn.kind is Kind.LDDW and insn.src in (1, 2):
+                first_use.setdefault(insn.imm & 0xFFFFFFFF, pc)
+        indices = sorted(first_use)
         if not indices:
             return
         b = self.builder
@@ -1108,12 +1122,32 @@ class FunctionLowerer:
                                         ("flags", layout.map_flags))}
             values = b.load(byte_gep(b, safe, layout.map_values), typ=PTR, align=8)
             base = b.ptrtoint(values, I64)
+            desc = self.map_desc(index)
+            if desc is not None:
+                mtype, _, value_size, max_entries, flags = desc
+                expected = {"type": mtype, "value_size": value_size,
+                            "max_entries": max_entries, "flags": flags}
+                mismatch = is_null
+                for name, value in expected.items():
+                    mismatch = b.or_(mismatch, b.icmp_unsigned("!=", fields[name],
+                                                               const(I32, value)))
+                if mtype == MAP_ARRAY:   # an ARRAY map always has its value arena
+                    mismatch = b.or_(mismatch, b.icmp_unsigned("==", base, const(I64, 0)))
+                self.fault_if(mismatch, ERR_BAD_INSN, first_use[index],
+                              info=const(I64, index | MAP_MISMATCH), name="mapdesc",
+                              block_name=f"map{index}")
+                fields = {name: const(I32, value) for name, value in expected.items()}
+                is_null = const(I1, 0)
             stride = b.and_(b.add(b.zext(fields["value_size"], I64), const(I64, 7)),
                             const(I64, -8))
             length = b.mul(b.zext(fields["max_entries"], I64), stride)
+            if desc is not None and desc[0] == MAP_ARRAY:
+                arena_len = length
+            else:
+                arena_len = b.select(b.icmp_unsigned("==", base, const(I64, 0)),
+                                     const(I64, 0), length)
             fields.update(mp=mp, is_null=is_null, values=values, values_int=base,
-                          arena_len=b.select(b.icmp_unsigned("==", base, const(I64, 0)),
-                                             const(I64, 0), length))
+                          arena_len=arena_len, desc=desc)
             self.map_info[index] = fields
 
     def map_pointer(self, index: int):
@@ -1137,8 +1171,8 @@ class FunctionLowerer:
     def lower_map_lookup(self, pc: int) -> bool:
         """bpf_map_lookup_elem(map, key) where r1 is env->maps[i] (dataflow) and r2 points into
         this frame: if env->helpers[1] is still the built-in helper, ARRAY maps described at
-        compile time are looked up inline (kernel array_map_gen_lookup, guarded by the run-time
-        type/sizes), other maps through ebpfjit_jit_map_lookup; otherwise the generic call."""
+        compile time are looked up inline (kernel array_map_gen_lookup), other maps through
+        ebpfjit_jit_map_lookup; otherwise the generic call."""
         fact = self.map_fact(1)
         key = self.state[2] if self.state is not None else None
         if fact is None or fact[0] != "m" or not _is_fp(key) or key is MAYBE_FP:
@@ -1150,8 +1184,6 @@ class FunctionLowerer:
         layout = ctx.layout
         index = fact[1]
         room = -key
-        maps = ctx.options.maps
-        desc = maps[index] if maps is not None and index < len(maps) else None
         if self.fn.is_entry and len(self.llfn.args) == 6:
             is_builtin = self.llfn.args[5]   # checked by the versioned entry
         else:
@@ -1164,7 +1196,7 @@ class FunctionLowerer:
         fast = b.append_basic_block(f"pc{pc}.lookup.fast")
         generic = b.append_basic_block(f"pc{pc}.lookup.generic")
         cgutils.cbranch_likely(b, is_builtin, fast, generic, ctx.likely_weights())
-        # Three paths join at `done`: each starts from the cache as it is here and stores its
+        # Several paths join at `done`: each starts from the cache as it is here and stores its
         # registers before the join, after which everything is reloaded.
         snapshot = dict(self.cache), dict(self.dirty)
         b.position_at_end(generic)
@@ -1174,25 +1206,31 @@ class FunctionLowerer:
         b.position_at_end(fast)
         self.cache, self.dirty = dict(snapshot[0]), dict(snapshot[1])
         info = self.map_info[index]
+        desc = info["desc"]
         if desc is not None and desc[0] == MAP_ARRAY and desc[1] == 4 and room >= 4:
+            # Checked against the map at entry (preload_maps): kernel array_map_gen_lookup.
+            # A branch, not a select, so the program's own NULL test folds on each side.
             _, _, value_size, max_entries, _ = desc
             stride = (value_size + 7) & ~7
-            typ, vsize, count = info["type"], info["value_size"], info["max_entries"]
-            same = b.and_(b.icmp_unsigned("==", typ, const(I32, MAP_ARRAY)),
-                          b.and_(b.icmp_unsigned("==", vsize, const(I32, value_size)),
-                                 b.icmp_unsigned("==", count, const(I32, max_entries))))
-            inline = b.append_basic_block(f"pc{pc}.lookup.array")
-            call = b.append_basic_block(f"pc{pc}.lookup.call")
-            cgutils.cbranch_likely(b, same, inline, call, ctx.likely_weights())
-            b.position_at_end(inline)
-            idx = b.load(byte_gep(b, self.stack, STACK_BYTES + key), typ=I32, align=4 if key % 4 == 0 else 1)
-            slot = byte_gep(b, info["values"], b.mul(b.zext(idx, I64), const(I64, stride)))
-            inb = b.icmp_unsigned("<", idx, const(I32, max_entries))
-            self.write_reg(0, b.select(inb, b.ptrtoint(slot, I64), const(I64, 0)))
+            idx = b.load(byte_gep(b, self.stack, STACK_BYTES + key), typ=I32,
+                         align=4 if key % 4 == 0 else 1)
+            hit = b.append_basic_block(f"pc{pc}.lookup.hit")
+            miss = b.append_basic_block(f"pc{pc}.lookup.miss")
+            b.cbranch(b.icmp_unsigned("<", idx, const(I32, max_entries)), hit, miss)
+            b.position_at_end(hit)
+            slot = b.gep(info["values"], [b.mul(b.zext(idx, I64), const(I64, stride))],
+                         source_etype=I8, inbounds=True)
+            self.write_reg(0, b.ptrtoint(slot, I64))
             self.flush()
             b.branch(done)
-            b.position_at_end(call)
+            b.position_at_end(miss)
             self.cache, self.dirty = dict(snapshot[0]), dict(snapshot[1])
+            self.write_reg(0, const(I64, 0))
+            self.flush()
+            b.branch(done)
+            b.position_at_end(done)
+            self.forget()
+            return True
         r0 = b.call(ctx.runtime_fn("ebpfjit_jit_map_lookup"),
                     [self.st, self.read_reg(1), self.read_reg(2), const(I64, room)],
                     name=f"pc{pc}.lookup")
@@ -1216,7 +1254,6 @@ class FunctionLowerer:
         # (an unknown id records UNKNOWN_HELPER with fault_info = id, pc filled in below).
         b = self.builder
         helper_id = self.read_reg(insn.dst)
-        self.consume_budget(pc)
         self.store_budget()
         r0 = b.call(self.ctx.runtime_fn("ebpfjit_call_helper"),
                     [self.st, helper_id] + self.call_args(), name=f"pc{pc}.callx")
