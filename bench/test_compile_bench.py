@@ -11,9 +11,15 @@ from ebpfjit.insn import Instruction, encode
 pytest.importorskip("pytest_benchmark")
 
 
-def make_program(n: int) -> bytes:
-    """~n instructions: ALU work, stack and mem traffic and a forward branch every 8 slots."""
+def make_program(n: int, length_checked: bool = False) -> bytes:
+    """~n instructions: ALU work, stack and mem traffic and a forward branch every 8 slots.
+
+    `length_checked` starts with `if r2 < 16 goto exit`: a program that tests its length gets
+    the raw-convention entry copy besides the general one (lower_program), so it compiles
+    two copies of its body."""
     insns = [Instruction(0xBF, 9, 1), Instruction(0xB7, 0, imm=0)]   # r9 = r1 (mem); r0 = 0
+    if length_checked:
+        insns.append(None)                                            # patched below
     i = 0
     while len(insns) < n - 1:
         k = i % 8
@@ -35,6 +41,8 @@ def make_program(n: int) -> bytes:
             insns.append(Instruction(0x77, 0, imm=3))                  # r0 >>= 3
         i += 1
     insns.append(Instruction(0x95))
+    if length_checked:                                                # if r2 < 16 goto exit
+        insns[2] = Instruction(0xA5, 2, off=len(insns) - 4, imm=16)
     return encode(insns)
 
 
@@ -50,6 +58,15 @@ def test_compile_time(benchmark, size, opt_level):
     benchmark.pedantic(jit.compile_program, args=(code,),
                        kwargs={"opt_level": opt_level, "cache": False},
                        rounds=rounds, iterations=1, warmup_rounds=1 if size < 1000 else 0)
+
+
+@pytest.mark.parametrize("opt_level", (0, 2), ids=lambda o: f"O{o}")
+def test_compile_time_length_checked(benchmark, opt_level):
+    code = make_program(100, length_checked=True)
+    benchmark.group = "compile-100-length-checked"
+    benchmark.pedantic(jit.compile_program, args=(code,),
+                       kwargs={"opt_level": opt_level, "cache": False},
+                       rounds=5, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("size", (10, 1000))
@@ -75,9 +92,9 @@ def main() -> None:
             times.append(time.thread_time() - t0)
         return min(times) * 1e3
 
-    for size in (10, 100, 1000):
-        code = make_program(size)
-        row = [f"{size:5d} insns"]
+    for size, checked in ((10, False), (100, False), (100, True), (1000, False)):
+        code = make_program(size, checked)
+        row = [f"{size:5d} insns{' (length-checked)' if checked else ''}"]
         for opt_level in (0, 2):
             ms = best(lambda c=code, o=opt_level: jit.compile_program(c, opt_level=o, cache=False),
                       9 if size < 1000 else 3)

@@ -202,6 +202,7 @@ class FunctionInfo:
     states: dict[int, tuple] = field(default_factory=dict)   # fp facts at entry of each pc
     needs_fp_value: bool = False  # the frame address is used as an integer somewhere
     r1_mem_access: bool = False   # a non-frame access through an `r1 + x` pointer (entry only)
+    r2_compared: bool = False     # a jump tests a value computed from the r2 argument (entry only)
     map_states: dict[int, tuple] | None = None   # map facts at entry of each pc (_map_dataflow)
     # The program's first function lowered once more as an ordinary subprogram, for bpf-to-bpf
     # calls to pc 0: the entry function has the runner's signature and starts at depth 1.
@@ -281,6 +282,7 @@ def analyze_program(insns: list[Instruction]) -> ProgramInfo:
                      for fn in functions if not fn.is_entry for pc in fn.pcs)
     if functions:
         functions[0].r1_mem_access = _r1_mem_access(functions[0], by_pc)
+        functions[0].r2_compared = _r2_compared(functions[0], by_pc)
     if any(insn.kind is Kind.LDDW and insn.src in (1, 2) for insn in by_pc.values()):
         for fn in functions:
             fn.map_states = _map_dataflow(fn, by_pc)
@@ -376,6 +378,43 @@ def _r1_mem_access(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
         if (base is not None and mask >> base & 1
                 and proven_frame_offset(insn, fn.states.get(pc)) is None):
             return True
+    return False
+
+
+def _r2_compared(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
+    """Does a conditional jump of the entry function test a value computed from its r2
+    argument (the length, in the raw convention)? Only then can the program's own checks
+    prove its accesses in the raw-convention copy, which is worth compiling a second copy."""
+    states = {fn.start: 1 << 2}          # bit i: ri may be computed from the entry r2
+    work = [fn.start]
+    while work:
+        pc = work.pop()
+        insn = by_pc[pc]
+        mask = states[pc]
+        kind = insn.kind
+        if kind is Kind.JCOND and mask & (1 << insn.dst | (1 << insn.src
+                                                           if insn.info.source is Source.X
+                                                           else 0)):
+            return True
+        if kind is Kind.ALU:
+            info = insn.info
+            from_src = info.source is Source.X and mask >> insn.src & 1
+            from_dst = info.op is not AluOp.MOV and mask >> insn.dst & 1
+            mask = mask | (1 << insn.dst) if from_src or from_dst else mask & ~(1 << insn.dst)
+        elif kind in (Kind.NEG, Kind.ENDIAN):
+            pass
+        elif kind in (Kind.LDX, Kind.LDXSX, Kind.LDDW):
+            mask &= ~(1 << insn.dst)
+        elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
+            mask &= ~1
+        elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
+            mask &= ~(1 << (0 if insn.imm == AtomicOp.CMPXCHG else insn.src))
+        for succ in _successors(pc, insn, fn):
+            old = states.get(succ)
+            new = mask if old is None else old | mask
+            if new != old:
+                states[succ] = new
+                work.append(succ)
     return False
 
 
@@ -1457,7 +1496,7 @@ def lower_program(insns: list[Instruction], ctx: LoweringContext) -> ir.Module:
     module = ctx.module
     llfns = {}
     versioned = (ctx.options.bounds_checks and ctx.options.version_entry
-                 and prog.functions[0].r1_mem_access)
+                 and prog.functions[0].r1_mem_access and prog.functions[0].r2_compared)
     # The raw copy also assumes env->helpers[1] is the built-in lookup (checked at entry), so
     # its inlined lookups have no generic-helper path that could move the mem region.
     lookups = versioned and any(
