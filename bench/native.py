@@ -4,7 +4,7 @@ All programs go into one cffi module (each source is `#include`d; function and s
 prefixed with the program's name), together with `bench_repeat`, a C loop that calls a program
 through a function pointer `repeat` times between two clock_gettime reads. The eBPF side is timed
 the same way by `LoadedProgram.run_repeat`, so both pay a C loop and an indirect call per run
-(the eBPF side also pays `ebpfjit_run`'s per-run state reset; the `empty` program measures it).
+(the eBPF side also pays the runner's per-run bookkeeping; the `empty` program measures it).
 
 The compiler is clang-19 when it is installed, to match the eBPF side's front and middle end
 (NOTES: peers are quoted against `clang -O2`), else the system C compiler. Either way the flags

@@ -19,7 +19,7 @@ import sys
 ENGINES = ("interp", "jit", "native")
 NOBOUNDS = "jit_nobounds"   # diagnostic: the JIT compiled with bounds_checks=False
 # The machine code alone, called directly (as peer JITs' benchmarks call their function
-# pointer); "jit" adds the runner's per-run bookkeeping (state reset, vCPU, tail-call loop).
+# pointer); "jit" adds the runner's per-run bookkeeping (resets, the checks that a run ended OK).
 CODE = "jit_code"
 FIXED_COST = ["empty"]          # measures only the engine's per-run cost
 HELPER_BOUND = ["map_lookup"]   # measures mostly the helper call path

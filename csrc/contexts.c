@@ -113,7 +113,7 @@ static int32_t run_repeated(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
                             uint64_t budget, uint64_t r1, uint64_t repeat, uint32_t *retval,
                             double *ns)
 {
-    struct ebpfjit_vcpu_hold hold;
+    struct ebpfjit_loop lp;
     int32_t status = EBPFJIT_OK;
     uint64_t i, t0, t1;
 
@@ -121,17 +121,17 @@ static int32_t run_repeated(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
     *ns = 0;
     if (!repeat)
         repeat = 1;
-    ebpfjit_vcpu_enter(prog->env, &hold);
+    ebpfjit_loop_begin(&lp, prog, st, engine);
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
         st->budget = budget;
-        status = ebpfjit_run(prog, st, engine, r1, 0);
+        status = ebpfjit_loop_run(&lp, r1, 0);
         if (status != EBPFJIT_OK)
             break;
         *retval = (uint32_t)st->r0;
     }
     t1 = now_ns();
-    ebpfjit_vcpu_leave(prog->env, &hold);
+    ebpfjit_loop_end(&lp);
     if (i)
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
@@ -370,7 +370,7 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
                         const struct ebpfjit_region *extra, uint32_t nextra, uint64_t repeat,
                         double *ns)
 {
-    struct ebpfjit_vcpu_hold hold;
+    struct ebpfjit_loop lp;
     int32_t status = EBPFJIT_OK;
     uint64_t i, t0, t1;
     uint32_t k;
@@ -387,19 +387,19 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
     *ns = 0;
     if (!repeat)
         repeat = 1;
-    ebpfjit_vcpu_enter(prog->env, &hold);
+    ebpfjit_loop_begin(&lp, prog, st, engine);
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
         st->mem_base = mem;
         st->mem_len = mem_len;
         st->mem_writable = mem_writable ? 1 : 0;
         st->budget = budget;
-        status = ebpfjit_run(prog, st, engine, ctx, 0);
+        status = ebpfjit_loop_run(&lp, ctx, 0);
         if (status != EBPFJIT_OK)
             break;
     }
     t1 = now_ns();
-    ebpfjit_vcpu_leave(prog->env, &hold);
+    ebpfjit_loop_end(&lp);
     if (i)
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
@@ -413,11 +413,13 @@ union pkt_model {
     struct ebpfjit_skb skb;
 };
 
-/* One packet on a fresh model in `m`: the verdict (r0 as u32) or EBPFJIT_PKT_FAULT /
+/* One packet on a fresh model in `m`, as a run of the loop `lp` (begun by the caller on `st`
+ * with rn's program and engine): the verdict (r0 as u32) or EBPFJIT_PKT_FAULT /
  * EBPFJIT_PKT_REFUSED. The caller clears the run (clear_run) when done with `st`. */
-static int64_t pkt_once(const struct ebpfjit_runner *rn, struct ebpfjit_state *st,
+static int64_t pkt_once(const struct ebpfjit_runner *rn, struct ebpfjit_loop *lp,
                         union pkt_model *m, const uint8_t *pkt, uint64_t len)
 {
+    struct ebpfjit_state *st = lp->st;
     uint64_t ctx;
 
     if (rn->ctx == EBPFJIT_RUNNER_XDP) {
@@ -439,7 +441,7 @@ static int64_t pkt_once(const struct ebpfjit_runner *rn, struct ebpfjit_state *s
         return EBPFJIT_PKT_REFUSED;
     }
     st->budget = rn->budget;
-    if (ebpfjit_run(rn->prog, st, rn->engine, ctx, 0) != EBPFJIT_OK)
+    if (ebpfjit_loop_run(lp, ctx, 0) != EBPFJIT_OK)
         return EBPFJIT_PKT_FAULT;
     return (int64_t)(uint32_t)st->r0;
 }
@@ -463,13 +465,16 @@ int64_t ebpfjit_pkt_run(const struct ebpfjit_runner *rn, char *pkt, uint64_t len
 {
     union pkt_model m;
     struct ebpfjit_state *st = ebpfjit_enter();
+    struct ebpfjit_loop lp;
     int64_t r;
 
     if (!st) {
         ebpfjit_nesting_failed();
         return EBPFJIT_PKT_FAULT;
     }
-    r = pkt_once(rn, st, &m, (const uint8_t *)pkt, len);
+    ebpfjit_loop_begin(&lp, rn->prog, st, rn->engine);
+    r = pkt_once(rn, &lp, &m, (const uint8_t *)pkt, len);
+    ebpfjit_loop_end(&lp);
     if (r >= 0 && inplace) {
         uint64_t n, pad;
         const uint8_t *out = pkt_output(rn, &m, &n, &pad);
@@ -504,7 +509,7 @@ int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
 {
     union pkt_model m;
     struct ebpfjit_state *st = ebpfjit_enter();
-    struct ebpfjit_vcpu_hold hold;
+    struct ebpfjit_loop lp;
     uint64_t i, off = 0;
     int64_t r;
 
@@ -513,15 +518,15 @@ int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
         return 0;
     }
     st->status = EBPFJIT_OK;    /* a refused first packet must not look like a fault */
-    ebpfjit_vcpu_enter(rn->prog->env, &hold);
+    ebpfjit_loop_begin(&lp, rn->prog, st, rn->engine);
     for (i = 0; i < n; i++) {
-        r = pkt_once(rn, st, &m, (const uint8_t *)data + off, lens[i]);
+        r = pkt_once(rn, &lp, &m, (const uint8_t *)data + off, lens[i]);
         if (r < 0)
             break;
         verdicts[i] = (uint32_t)r;
         off += lens[i];
     }
-    ebpfjit_vcpu_leave(rn->prog->env, &hold);
+    ebpfjit_loop_end(&lp);
     clear_run(st);
     ebpfjit_leave();
     return (int64_t)i;

@@ -138,4 +138,24 @@ struct ebpfjit_vcpu_hold {
 void ebpfjit_vcpu_enter(struct ebpfjit_env *env, struct ebpfjit_vcpu_hold *hold);
 void ebpfjit_vcpu_leave(struct ebpfjit_env *env, const struct ebpfjit_vcpu_hold *hold);
 
+/* Many runs of one program on one state (a test run's repeat, a packet batch, a benchmark):
+ * ebpfjit_loop_begin takes the vCPU and makes `st` the thread's current run once for the whole
+ * loop; each ebpfjit_loop_run is then exactly one ebpfjit_run (same results, faults and state
+ * afterwards; the caller sets st->budget and the memory regions before it) without that
+ * per-run set-up, and with the state reset in full only for the first run and after one that
+ * did not end OK; ebpfjit_loop_end gives both back. Between begin and end nothing else may run on `st` (nested
+ * runs from Python helpers use their own states). ebpfjit_run is begin + one run + end. */
+struct ebpfjit_loop {
+    struct ebpfjit_prog *prog;
+    struct ebpfjit_state *st;
+    struct ebpfjit_state *saved;    /* the thread's current run before the loop */
+    struct ebpfjit_vcpu_hold hold;
+    int32_t engine;
+    int32_t clean;                  /* st is as the previous run, which ended OK, left it */
+};
+void ebpfjit_loop_begin(struct ebpfjit_loop *lp, struct ebpfjit_prog *prog,
+                        struct ebpfjit_state *st, int engine);
+int32_t ebpfjit_loop_run(struct ebpfjit_loop *lp, uint64_t r1, uint64_t r2);
+void ebpfjit_loop_end(struct ebpfjit_loop *lp);
+
 #endif

@@ -280,8 +280,8 @@ class LoadedProgram:
 
         r1 = a pointer to `mem` (a private copy of bytes; writable buffers such as bytearray are
         used in place), r2 = len(mem); empty mem gives r1 = r2 = 0. `r1`/`r2` override them.
-        `budget` bounds taken back-edges, bpf-to-bpf calls and callback invocations
-        (helper calls are bounded by themselves and spend none; default 1e8). Raises ExecutionError on a fault.
+        `budget` bounds taken back-edges, bpf-to-bpf calls and callback invocations (helper
+        calls end by themselves and spend none; default 1e8). Raises ExecutionError on a fault.
 
         (Each instance shadows this method with a closure from `_bind_run`, the fast path.)
         """

@@ -307,6 +307,55 @@ def test_exit_while_holding_lock_is_a_fault(engine):
     assert run_bounded(lambda: h.run(INCREMENT, engine)) == 1
 
 
+
+# Repeat loops (LoadedProgram.run_repeat) hold the state across runs: each run must still end as
+# a single run would, and a run after a failed one start afresh. "jit-code" calls the machine
+# code directly after a first full run.
+REPEAT_ENGINES = ("interp", "jit", "jit-code")
+
+
+def repeat_prog(h: Harness, code: bytes, engine: str):
+    return h.load(code, "interp" if engine == "interp" else "jit")
+
+
+@pytest.mark.parametrize("engine", REPEAT_ENGINES)
+def test_repeat_loop_fault_in_a_later_run(engine):
+    m = Map.create(MapType.ARRAY, 4, 8, 1, 0, name="count")
+    h = Harness([m])
+    # count += 1; the third run loads from address 0.
+    head = ldxdw(1, 6) + addi(1, 1) + stxdw(6, 1) + jne(1, 3, 2) + mov(2, 0)
+    prog = repeat_prog(h, with_value(head + ldxdw(0, 2) + movr(0, 1) + EXIT), engine)
+    with pytest.raises(ExecutionError) as ei:
+        prog.run_repeat(b"", 10, engine)
+    assert (ei.value.kind, ei.value.pc, ei.value.addr) == ("oob_load", slots(with_value(head)), 0)
+    assert m.lookup(struct.pack("<I", 0)) == U64.pack(3)     # runs 1 and 2 were not redone
+    assert prog.run_repeat(b"", 2, engine)[0] == 5
+
+
+@pytest.mark.parametrize("engine", REPEAT_ENGINES)
+def test_repeat_loop_exit_holding_lock(engine):
+    m = lock_map()
+    h = Harness([m])
+    prog = repeat_prog(h, with_value(LOCK + mov(0, 1) + EXIT), engine)
+    with pytest.raises(ExecutionError) as ei:
+        run_bounded(lambda: prog.run_repeat(b"", 5, engine))
+    assert ei.value.kind == "helper" and "holding the bpf_spin_lock" in str(ei.value)
+    assert run_bounded(lambda: h.run(INCREMENT, "interp")) == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_repeat_loop_exit_holding_lock_in_a_later_run(engine):
+    m = lock_map()
+    h = Harness([m])
+    # value[8] += 1; the third run exits holding the lock.
+    count = ldxdw(1, 6, 8) + addi(1, 1) + stxdw(6, 1, 8) + jne(1, 3, 2)
+    prog = repeat_prog(h, with_value(count + LOCK + mov(0, 1) + EXIT), engine)
+    with pytest.raises(ExecutionError) as ei:
+        run_bounded(lambda: prog.run_repeat(b"", 10, engine))
+    assert ei.value.kind == "helper" and "holding the bpf_spin_lock" in str(ei.value)
+    assert m.lookup(struct.pack("<I", 0)) == bytes(8) + U64.pack(3)
+    assert run_bounded(lambda: prog.run_repeat(b"", 2, engine))[0] == 1
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_relock_in_same_run_is_a_fault(engine):
     h = Harness([lock_map()])

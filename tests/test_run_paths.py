@@ -115,6 +115,20 @@ def test_object_run_budget_and_tail_calls_take_the_general_path():
     assert hits[b"\x01\x00\x00\x00"] == 4 and hits[b"\x02\x00\x00\x00"] == 4
 
 
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_repeat_loops_continue_tail_calls_and_start_runs_afresh(engine):
+    """test_run's repeat and run_batch follow each run's tail call once (continued, never
+    redone), and every run starts with no tail calls counted: past the limit of 33 calls in
+    all, the loop's runs still make theirs."""
+    o = obj("tail_calls")
+    p = o.programs["xdp_dispatch"]
+    assert p.test_run(PACKETS["tcp443"], repeat=40, engine=engine).retval == XDP_PASS
+    batch = [PACKETS["arp"], PACKETS["tcp443"]] * 20
+    assert p.run_batch(batch, engine=engine) == [XDP_DROP, XDP_PASS] * 20
+    hits = {k[0]: u64(v) for k, v in o.maps["stage_hits"].items()}
+    assert (hits[0], hits[1], hits[2], hits[3]) == (80, 60, 20, 0)
+
 # --- run_batch --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", ENGINES)
