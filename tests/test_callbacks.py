@@ -70,7 +70,13 @@ class Harness:
         if engine == "jit":
             jc = jit.compile_program(code, cache=False)
             prog.set_jit_function(jc.address, jc)
-            assert prog.ptr.jit_callback   # callbacks run jitted, not in the interpreter
+            # Callbacks run jitted, not in the interpreter, whenever the program has a
+            # `lddw rX, func` (without one there is no callback entry: nothing can call it).
+            from ebpfjit.insn import decode, iter_pcs
+            from ebpfjit.lower.program import callback_target
+            has_targets = any(callback_target(pc, insn) is not None
+                              for pc, insn in iter_pcs(decode(code)))
+            assert bool(prog.ptr.jit_callback) == has_targets
         self._keep.append(prog)
         return prog
 
