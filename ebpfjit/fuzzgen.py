@@ -813,8 +813,10 @@ class OurRunner:
             from .jit import compile_program
             # Program.compile() would go through the on-disk cache, which random programs only
             # pollute: compile here and hand the result to the Program's per-level table.
+            # With the maps' description, as Program.compile() does: inline ARRAY lookups.
             jc = compile_program(prog.code, opt_level=self.opt_level,
-                                 bounds_checks=self.bounds_checks, cache=False)
+                                 bounds_checks=self.bounds_checks, cache=False,
+                                 maps=prog._jit_maps())
             prog._jit[(self.opt_level, True)] = prog._jit[(self.opt_level, False)] = jc
         return prog, created
 
