@@ -16,6 +16,7 @@ Must not import: ebpfjit.jit, ebpfjit.runtime (the layout arrives through Loweri
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -335,69 +336,20 @@ def _map_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[int, 
     return states
 
 
-def _r1_mem_access(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
-    """Does the entry function access memory (not its proven frame) through a pointer derived
-    from its r1 argument (`r1 + const`, `r1 + var`, copies)? Then the entry is versioned on
-    `r1 == st->mem_base && r2 == st->mem_len` (the raw convention) so LLVM knows the region."""
-    states = {fn.start: 1 << 1}          # bit i: ri may be derived from the entry r1
+def _arg_masks(fn: FunctionInfo, by_pc: dict[int, Instruction], arg: int,
+               arith: Callable[[Instruction, int], int]) -> dict[int, int]:
+    """Per pc, bit i set: ri may hold a value derived from the entry argument r`arg`.
+    `arith(insn, mask)` is the mask after an ALU/NEG/ENDIAN instruction (what "derived"
+    means is the caller's); loads, lddw, calls and fetching atomics overwrite their result."""
+    states = {fn.start: 1 << arg}
     work = [fn.start]
     while work:
         pc = work.pop()
         insn = by_pc[pc]
         mask = states[pc]
         kind = insn.kind
-        info = insn.info
-        if kind is Kind.ALU and info.cls is Class.ALU64 and info.op in (AluOp.MOV, AluOp.ADD,
-                                                                        AluOp.SUB):
-            src = info.source is Source.X and mask >> insn.src & 1
-            if info.op is AluOp.MOV:
-                derived = src if info.source is Source.X and insn.off == 0 else 0
-            else:
-                derived = src or mask >> insn.dst & 1
-            mask = mask | (1 << insn.dst) if derived else mask & ~(1 << insn.dst)
-        elif kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW):
-            mask &= ~(1 << insn.dst)
-        elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
-            mask &= ~1
-        elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
-            mask &= ~(1 << (0 if insn.imm == AtomicOp.CMPXCHG else insn.src))
-        for succ in _successors(pc, insn, fn):
-            old = states.get(succ)
-            new = mask if old is None else old | mask
-            if new != old:
-                states[succ] = new
-                work.append(succ)
-    for pc, mask in states.items():
-        insn = by_pc[pc]
-        base = _access_base(insn)
-        if (base is not None and mask >> base & 1
-                and proven_frame_offset(insn, fn.states.get(pc)) is None):
-            return True
-    return False
-
-
-def _r2_compared(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
-    """Does a conditional jump of the entry function test a value computed from its r2
-    argument (the length, in the raw convention)? Only then can the program's own checks
-    prove its accesses in the raw-convention copy, which is worth compiling a second copy."""
-    states = {fn.start: 1 << 2}          # bit i: ri may be computed from the entry r2
-    work = [fn.start]
-    while work:
-        pc = work.pop()
-        insn = by_pc[pc]
-        mask = states[pc]
-        kind = insn.kind
-        if kind is Kind.JCOND and mask & (1 << insn.dst | (1 << insn.src
-                                                           if insn.info.source is Source.X
-                                                           else 0)):
-            return True
-        if kind is Kind.ALU:
-            info = insn.info
-            from_src = info.source is Source.X and mask >> insn.src & 1
-            from_dst = info.op is not AluOp.MOV and mask >> insn.dst & 1
-            mask = mask | (1 << insn.dst) if from_src or from_dst else mask & ~(1 << insn.dst)
-        elif kind in (Kind.NEG, Kind.ENDIAN):
-            pass
+        if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN):
+            mask = arith(insn, mask)
         elif kind in (Kind.LDX, Kind.LDXSX, Kind.LDDW):
             mask &= ~(1 << insn.dst)
         elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
@@ -410,6 +362,57 @@ def _r2_compared(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
             if new != old:
                 states[succ] = new
                 work.append(succ)
+    return states
+
+
+def _pointer_arith(insn: Instruction, mask: int) -> int:
+    # Pointers: 64-bit copies, `+`/`-`; anything else makes a plain number.
+    info = insn.info
+    if insn.kind is Kind.ALU and info.cls is Class.ALU64 and info.op in (AluOp.MOV, AluOp.ADD,
+                                                                         AluOp.SUB):
+        src = info.source is Source.X and mask >> insn.src & 1
+        if info.op is AluOp.MOV:
+            derived = src if info.source is Source.X and insn.off == 0 else 0
+        else:
+            derived = src or mask >> insn.dst & 1
+        return mask | (1 << insn.dst) if derived else mask & ~(1 << insn.dst)
+    return mask & ~(1 << insn.dst)
+
+
+def _value_arith(insn: Instruction, mask: int) -> int:
+    # Values: any arithmetic on a derived operand stays derived; a move of another value or
+    # a constant does not.
+    if insn.kind is not Kind.ALU:
+        return mask
+    info = insn.info
+    from_src = info.source is Source.X and mask >> insn.src & 1
+    from_dst = info.op is not AluOp.MOV and mask >> insn.dst & 1
+    return mask | (1 << insn.dst) if from_src or from_dst else mask & ~(1 << insn.dst)
+
+
+def _r1_mem_access(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
+    """Does the entry function access memory (not its proven frame) through a pointer derived
+    from its r1 argument (`r1 + const`, `r1 + var`, copies)? Then the entry is versioned on
+    `r1 == st->mem_base && r2 == st->mem_len` (the raw convention) so LLVM knows the region."""
+    for pc, mask in _arg_masks(fn, by_pc, 1, _pointer_arith).items():
+        insn = by_pc[pc]
+        base = _access_base(insn)
+        if (base is not None and mask >> base & 1
+                and proven_frame_offset(insn, fn.states.get(pc)) is None):
+            return True
+    return False
+
+
+def _r2_compared(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
+    """Does a conditional jump of the entry function test a value computed from its r2
+    argument (the length, in the raw convention)? Only then can the program's own checks
+    prove its accesses in the raw-convention copy, which is worth compiling a second copy."""
+    for pc, mask in _arg_masks(fn, by_pc, 2, _value_arith).items():
+        insn = by_pc[pc]
+        if insn.kind is Kind.JCOND:
+            tested = 1 << insn.dst | (1 << insn.src if insn.info.source is Source.X else 0)
+            if mask & tested:
+                return True
     return False
 
 
