@@ -107,6 +107,16 @@ static void clear_run(struct ebpfjit_state *st)
     st->mem_len = 0;
 }
 
+/* Nested too deep through Python helpers: the fault is on the spare state, where Python looks
+ * (ebpfjit_thread_state() right after the call). */
+static int32_t nesting_failed(uint32_t *retval, double *ns)
+{
+    *retval = 0;
+    *ns = 0;
+    ebpfjit_nesting_failed();
+    return EBPFJIT_ERR_HELPER;
+}
+
 /* A test run's repeat loop over a prepared context: one virtual CPU for the whole loop (as the
  * kernel's test_run holds its CPU), the verdict of the last run, and the mean ns per run. */
 static int32_t run_repeated(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
@@ -138,14 +148,20 @@ static int32_t run_repeated(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
     return status;
 }
 
-int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, struct ebpfjit_xdp *x, uint64_t repeat,
-                        uint32_t *retval, double *ns)
+int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        struct ebpfjit_xdp *x, uint64_t repeat, uint32_t *retval, double *ns)
 {
+    struct ebpfjit_state *st = ebpfjit_enter();
+    int32_t status;
+
+    if (!st)
+        return nesting_failed(retval, ns);
     set_ctx_region(st, x->shadow, EBPFJIT_XDP_SHADOW_SIZE, 0);
     st->run_ctx = x;
     xdp_sync(x, st);
-    return run_repeated(prog, st, engine, budget, addr_of(x->shadow), repeat, retval, ns);
+    status = run_repeated(prog, st, engine, budget, addr_of(x->shadow), repeat, retval, ns);
+    ebpfjit_leave();
+    return status;
 }
 
 static struct ebpfjit_xdp *xdp_of(struct ebpfjit_state *st, uint64_t ctx)
@@ -352,29 +368,38 @@ int ebpfjit_skb_init(struct ebpfjit_skb *s, const uint8_t *pkt, uint32_t len, in
     return 0;
 }
 
-int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, struct ebpfjit_skb *s, uint64_t repeat,
-                        uint32_t *retval, double *ns)
+int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        struct ebpfjit_skb *s, uint64_t repeat, uint32_t *retval, double *ns)
 {
+    struct ebpfjit_state *st = ebpfjit_enter();
+    int32_t status;
+
+    if (!st)
+        return nesting_failed(retval, ns);
     /* Writable as a whole: ctx.py already refused stores to read-only fields at load. */
     set_ctx_region(st, s->shadow, EBPFJIT_SKB_SHADOW_SIZE, 1);
     st->run_ctx = s;
     skb_sync(s, st);
-    return run_repeated(prog, st, engine, budget, addr_of(s->shadow), repeat, retval, ns);
+    status = run_repeated(prog, st, engine, budget, addr_of(s->shadow), repeat, retval, ns);
+    ebpfjit_leave();
+    return status;
 }
 
 /* The slots are read-only to programs but must be reachable by the ctx rewrite's ldxdw. */
-int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, uint64_t ctx, uint64_t ctx_len, int ctx_writable,
+int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        uint64_t ctx, uint64_t ctx_len, int ctx_writable,
                         uint64_t mem, uint64_t mem_len, int mem_writable,
                         const struct ebpfjit_region *extra, uint32_t nextra, uint64_t repeat,
                         double *ns)
 {
+    struct ebpfjit_state *st = ebpfjit_enter();
     struct ebpfjit_loop lp;
     int32_t status = EBPFJIT_OK;
     uint64_t i, t0, t1;
-    uint32_t k;
+    uint32_t k, retval;
 
+    if (!st)
+        return nesting_failed(&retval, ns);
     if (nextra > EBPFJIT_MAX_RUN_REGIONS - 1)
         nextra = EBPFJIT_MAX_RUN_REGIONS - 1;
     st->nregions = 0;
@@ -403,6 +428,7 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int
     if (i)
         *ns = (double)(t1 - t0) / (double)i;
     clear_run(st);
+    ebpfjit_leave();
     return status;
 }
 

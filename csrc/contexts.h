@@ -77,25 +77,26 @@ struct ebpfjit_skb {
  * ctx_in may be NULL. Returns 0, -EINVAL (as the kernel) or -E2BIG (would need frags). */
 int ebpfjit_xdp_init(struct ebpfjit_xdp *x, const uint8_t *pkt, uint32_t len,
                      const struct ebpfjit_xdp_md *ctx_in);
-/* Runs `repeat` times on the same buffer (changes accumulate, as in the kernel), r1 = the
+/* The test runs (xdp, skb, ctx) run on this thread's state one level deeper (ebpfjit_enter), so
+ * a Python helper may start a nested run; Python reads a fault from ebpfjit_thread_state()
+ * right after the call.
+ * Runs `repeat` times on the same buffer (changes accumulate, as in the kernel), r1 = the
  * shadow. Returns the status of the last run; *retval = its r0 as u32; *ns = mean ns per run. */
-int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, struct ebpfjit_xdp *x, uint64_t repeat,
-                        uint32_t *retval, double *ns);
+int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        struct ebpfjit_xdp *x, uint64_t repeat, uint32_t *retval, double *ns);
 
 /* bpf_prog_test_run_skb's setup. is_l2: tc (data at the Ethernet header) or socket filter
  * (Ethernet header pulled). ctx_in: a 192-byte struct __sk_buff or NULL. Returns 0 or -EINVAL. */
 int ebpfjit_skb_init(struct ebpfjit_skb *s, const uint8_t *pkt, uint32_t len, int is_l2,
                      const uint8_t *ctx_in);
-int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, struct ebpfjit_skb *s, uint64_t repeat,
-                        uint32_t *retval, double *ns);
+int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        struct ebpfjit_skb *s, uint64_t repeat, uint32_t *retval, double *ns);
 
 /* Runs with r1 = ctx (registered as a run region) and the mem region [mem, mem+len):
  * raw programs and tracing programs whose context is a user buffer or an args array.
  * extra/extra_len/extra_writable: up to EBPFJIT_MAX_RUN_REGIONS - 1 more regions. */
-int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, uint64_t ctx, uint64_t ctx_len, int ctx_writable,
+int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        uint64_t ctx, uint64_t ctx_len, int ctx_writable,
                         uint64_t mem, uint64_t mem_len, int mem_writable,
                         const struct ebpfjit_region *extra, uint32_t nextra, uint64_t repeat,
                         double *ns);

@@ -223,8 +223,11 @@ class ObjectProgram(Program):
                     target._ensure_jit(target.loaded)
         return loaded
 
-    def _fail(self, loaded, st, budget):
-        loaded._raise(st, budget)
+    def _fail(self, loaded, budget):
+        from . import runtime
+        # The test runs took the thread's state one level deeper and gave the level back: right
+        # after the call, the current level's state is the one the failed run used.
+        loaded._raise(runtime.thread_state(), budget)
 
     def _engine_code(self, engine: str) -> int:
         from . import runtime
@@ -315,14 +318,13 @@ class ObjectProgram(Program):
             raise EbpfError(f"XDP test run refused the input (errno {-rc}, EINVAL as the "
                             f"kernel's bpf_prog_test_run_xdp): packet {len(data)} bytes, "
                             f"ctx_in {bytes(ctx_in or b'').hex() or 'none'}")
-        st = runtime.thread_state()
         budget = runtime.DEFAULT_BUDGET if budget is None else budget
         retval = ffi.new("uint32_t *")
         ns = ffi.new("double *")
-        status = lib.ebpfjit_xdp_run(loaded.ptr, st, self._engine_code(engine), budget, x,
+        status = lib.ebpfjit_xdp_run(loaded.ptr, self._engine_code(engine), budget, x,
                                      max(1, repeat), retval, ns)
         if status:
-            self._fail(loaded, st, budget)
+            self._fail(loaded, budget)
         out = ffi.buffer(x.frame)[x.meta:x.end]
         ctx_out = None
         if ctx_in is not None:
@@ -341,14 +343,13 @@ class ObjectProgram(Program):
         if rc:
             raise EbpfError(f"skb test run refused the input (errno {-rc}, as the kernel's "
                             f"bpf_prog_test_run_skb): packet {len(data)} bytes")
-        st = runtime.thread_state()
         budget = runtime.DEFAULT_BUDGET if budget is None else budget
         retval = ffi.new("uint32_t *")
         ns = ffi.new("double *")
-        status = lib.ebpfjit_skb_run(loaded.ptr, st, self._engine_code(engine), budget, s,
+        status = lib.ebpfjit_skb_run(loaded.ptr, self._engine_code(engine), budget, s,
                                      max(1, repeat), retval, ns)
         if status:
-            self._fail(loaded, st, budget)
+            self._fail(loaded, budget)
         out = bytes(ffi.buffer(s.buf)[s.data:s.data + s.len])
         if not s.is_l2:
             # The kernel pushes the pulled Ethernet header back as zeroes.
@@ -389,14 +390,14 @@ class ObjectProgram(Program):
         regions = ffi.new("struct ebpfjit_region[]", max(1, len(extra)))
         for i, (a, n, w) in enumerate(extra):
             regions[i].base, regions[i].len, regions[i].writable = a, n, w
-        st = runtime.thread_state()
         budget = runtime.DEFAULT_BUDGET if budget is None else budget
         ns = ffi.new("double *")
-        status = lib.ebpfjit_ctx_run(loaded.ptr, st, self._engine_code(engine), budget,
+        status = lib.ebpfjit_ctx_run(loaded.ptr, self._engine_code(engine), budget,
                                      caddr, clen, 1 if cw else 0, caddr, clen, 1 if cw else 0,
                                      regions, len(extra), max(1, repeat), ns)
+        st = runtime.thread_state()     # the state the run used (see _fail)
         if status:
-            self._fail(loaded, st, budget)
+            self._fail(loaded, budget)
         return int(st.r0), ns[0]
 
     def run_batch(self, packets: Iterable, engine: str = "interp",

@@ -6,7 +6,7 @@ from test_objects import PACKETS
 
 from ebpfjit import Program
 from ebpfjit.asm import assemble
-from ebpfjit.errors import EbpfError, VerifierError
+from ebpfjit.errors import EbpfError, ExecutionError, VerifierError
 from ebpfjit.spec import ProgType
 
 # XDP: drop IPv4 TCP, pass the rest (ctx->data / ctx->data_end as the kernel's programs use them).
@@ -68,3 +68,58 @@ def test_context_rules_apply_at_load():
         Program.from_asm("stw [%r1+0], 1\nexit", type="xdp")
     with pytest.raises(EbpfError, match="env"):
         Program.from_bytes(assemble("mov %r0, 0\nexit"), type="xdp", env=object())
+
+
+# After a Python helper (bpf_ktime_get_ns overridden) that runs another program, reads its
+# context again: the nested run must use a state of its own, not this run's context, memory
+# regions and budget.
+NESTED_PACKET = """
+    mov %r6, %r1
+    call 5
+    mov %r7, %r0
+    ldxw %r2, [%r6+{data}]
+    ldxw %r3, [%r6+{end}]
+    mov %r4, %r2
+    add %r4, 1
+    jgt %r4, %r3, short
+    ldxb %r0, [%r2+0]
+    add %r0, %r7
+    exit
+short:
+    mov %r0, 0
+    exit
+"""
+NESTED_CTX = "mov %r6, %r1\ncall 5\nldxb %r1, [%r6+0]\nadd %r0, %r1\nexit"
+
+
+@pytest.mark.parametrize("engine", ("interp", "jit"))
+@pytest.mark.parametrize("type_name, text", [
+    ("xdp", NESTED_PACKET.format(data=0, end=4)),           # struct xdp_md: data, data_end
+    ("tc", NESTED_PACKET.format(data=76, end=80)),          # struct __sk_buff: data, data_end
+    ("kprobe", NESTED_CTX),                                 # the context is a user buffer
+], ids=("xdp", "tc", "kprobe"))
+def test_nested_run_from_a_python_helper_during_a_test_run(engine, type_name, text):
+    inner = Program.from_asm("ldxb %r0, [%r1+1]\nexit")
+    outer = Program.from_asm(text, type=type_name)
+    outer.register_helper(5, lambda *args: inner.run(b"\x05\x07", engine=engine))
+    packet = bytes([40]) + bytes(63)
+    assert outer.test_run(packet, engine=engine, repeat=3).retval == 47
+    assert outer.run(packet, engine=engine) == 47
+    if type_name != "kprobe":
+        assert outer.run_batch([packet, packet], engine=engine) == [47, 47]
+
+
+@pytest.mark.parametrize("type_name", ("xdp", "tc", "kprobe"))
+def test_test_runs_nested_too_deep_raise(type_name):
+    prog = Program.from_asm("call 5\nexit", type=type_name)
+    depth = []
+
+    def recurse(*args):
+        depth.append(1)
+        return prog.test_run(bytes(64)).retval
+
+    prog.register_helper(5, recurse)
+    with pytest.raises(ExecutionError) as info:
+        prog.test_run(bytes(64), engine="interp")
+    assert "nested more than 16 deep" in str(info.value.__cause__ or info.value)
+    assert len(depth) == 16

@@ -40,16 +40,14 @@ struct ebpfjit_skb {
 
 int ebpfjit_xdp_init(struct ebpfjit_xdp *x, const uint8_t *pkt, uint32_t len,
                      const struct ebpfjit_xdp_md *ctx_in);
-int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, struct ebpfjit_xdp *x, uint64_t repeat,
-                        uint32_t *retval, double *ns);
+int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        struct ebpfjit_xdp *x, uint64_t repeat, uint32_t *retval, double *ns);
 int ebpfjit_skb_init(struct ebpfjit_skb *s, const uint8_t *pkt, uint32_t len, int is_l2,
                      const uint8_t *ctx_in);
-int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, struct ebpfjit_skb *s, uint64_t repeat,
-                        uint32_t *retval, double *ns);
-int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
-                        uint64_t budget, uint64_t ctx, uint64_t ctx_len, int ctx_writable,
+int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        struct ebpfjit_skb *s, uint64_t repeat, uint32_t *retval, double *ns);
+int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
+                        uint64_t ctx, uint64_t ctx_len, int ctx_writable,
                         uint64_t mem, uint64_t mem_len, int mem_writable,
                         const struct ebpfjit_region *extra, uint32_t nextra, uint64_t repeat,
                         double *ns);
