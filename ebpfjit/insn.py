@@ -185,6 +185,12 @@ def check_fields(insn: Instruction) -> str | None:
     raise AssertionError(kind)
 
 
+# Valid one-slot instructions by their 8 bytes: programs repeat a small vocabulary of slots,
+# and instructions are immutable values, so each is decoded and checked once per process.
+_decoded: dict[bytes, Instruction] = {}
+_DECODED_MAX = 1 << 16
+
+
 def decode(code: bytes, *, validate: bool = True) -> list[Instruction]:
     """Decode bytecode into instructions; with `validate`, also run `check_program`.
 
@@ -197,8 +203,15 @@ def decode(code: bytes, *, validate: bool = True) -> list[Instruction]:
         raise DecodeError(f"bytecode length {len(code)} is not a multiple of 8")
     nslots = len(code) // SLOT_SIZE
     insns: list[Instruction] = []
+    known = _decoded
     pc = 0
     while pc < nslots:
+        raw = code[pc * SLOT_SIZE:(pc + 1) * SLOT_SIZE]
+        insn = known.get(raw)
+        if insn is not None:
+            insns.append(insn)
+            pc += 1
+            continue
         opcode, regs, off, imm = SLOT.unpack_from(code, pc * SLOT_SIZE)
         insn = Instruction(opcode, regs & 0xF, regs >> 4, off, imm)
         if opcode == LDDW:
@@ -213,6 +226,10 @@ def decode(code: bytes, *, validate: bool = True) -> list[Instruction]:
         reason = check_fields(insn)
         if reason:
             raise DecodeError(reason, pc)
+        if opcode != LDDW:
+            if len(known) >= _DECODED_MAX:
+                known.clear()
+            known[raw] = insn
         insns.append(insn)
         pc += insn.slots
     if validate:
@@ -240,9 +257,11 @@ def check_program(insns: list[Instruction]) -> None:
     """Whole-program structure: not empty, jumps land on instruction starts, no fall-off."""
     if not insns:
         raise DecodeError("empty program")
-    starts = {pc for pc, _ in iter_pcs(insns)}
-    nslots = slot_count(insns)
-    for pc, insn in iter_pcs(insns):
+    placed = list(iter_pcs(insns))
+    starts = {pc for pc, _ in placed}
+    last_pc, last = placed[-1]
+    nslots = last_pc + last.slots
+    for pc, insn in placed:
         target = insn.branch_target(pc)
         if target is None:
             continue
@@ -253,8 +272,7 @@ def check_program(insns: list[Instruction]) -> None:
         if target not in starts:
             raise DecodeError(f"{OPCODES[insn.opcode].name}: {what} target {target} is the "
                               f"second slot of an lddw", pc)
-    _check_function_bounds(insns, nslots)
-    last_pc, last = list(iter_pcs(insns))[-1]
+    _check_function_bounds(placed, nslots)
     if last.kind not in (Kind.EXIT, Kind.JA):
         raise DecodeError(f"last instruction {OPCODES[last.opcode].name} falls off the end of "
                           f"the program", last_pc)
@@ -267,8 +285,12 @@ LDDW_PSEUDO_FUNC = 4
 def function_starts(insns: list[Instruction]) -> list[int]:
     """Slots where functions begin: 0, every bpf-to-bpf call target and every callback
     (`lddw rX, func`) target. Each function runs to the next start."""
+    return _function_starts(iter_pcs(insns))
+
+
+def _function_starts(placed: Iterable[tuple[int, Instruction]]) -> list[int]:
     starts = {0}
-    for pc, insn in iter_pcs(insns):
+    for pc, insn in placed:
         if insn.kind is Kind.CALL and insn.src == CALL_LOCAL:
             starts.add(jump_target(pc, insn.imm))
         elif insn.kind is Kind.LDDW and insn.src == LDDW_PSEUDO_FUNC:
@@ -276,11 +298,11 @@ def function_starts(insns: list[Instruction]) -> list[int]:
     return sorted(starts)
 
 
-def _check_function_bounds(insns: list[Instruction], nslots: int) -> None:
+def _check_function_bounds(placed: list[tuple[int, Instruction]], nslots: int) -> None:
     """Jumps stay inside their function, as the kernel verifier requires: control enters a
     function only through a call."""
-    starts = function_starts(insns)
-    for pc, insn in iter_pcs(insns):
+    starts = _function_starts(placed)
+    for pc, insn in placed:
         if insn.kind not in (Kind.JA, Kind.JCOND):
             continue
         target = insn.branch_target(pc)
