@@ -273,6 +273,85 @@ def test_proven_stack_access_needs_no_check():
     assert "alloca" not in optimized     # SROA promoted the frame
 
 
+# Accesses inside a range that an earlier access checked on every path to them, with no runtime
+# call since, need no check of their own. (name, asm, pcs whose access is covered). Each runs
+# on memory long enough and too short: both engines agree, faults included.
+CHECKED_RANGES = [
+    ("same-byte-twice", "ldxb %r0, [%r1+4]\nldxb %r2, [%r1+4]\nadd %r0, %r2\nexit", {1}),
+    ("narrower-through-a-copy",
+     "ldxdw %r0, [%r1+0]\nmov %r3, %r1\nadd %r3, 2\nldxh %r2, [%r3+1]\nadd %r0, %r2\nexit",
+     {3}),
+    ("wider-is-checked", "ldxh %r0, [%r1+0]\nldxw %r2, [%r1+0]\nadd %r0, %r2\nexit", set()),
+    # A read does not cover a write; a write covers a later read.
+    ("read-write-read",
+     "ldxb %r0, [%r1+0]\nstb [%r1+0], 9\nldxb %r2, [%r1+0]\nadd %r0, %r2\nexit", {2}),
+    # Checked on one branch only: after the join it is checked again.
+    ("one-branch",
+     "mov %r0, 0\njeq %r2, 3, skip\nldxb %r0, [%r1+0]\nskip:\nldxb %r3, [%r1+0]\n"
+     "add %r0, %r3\nexit", set()),
+    # Checked before the branch: covered on both paths.
+    ("before-a-branch",
+     "ldxb %r0, [%r1+0]\njeq %r0, 3, skip\nldxb %r0, [%r1+0]\nskip:\nldxb %r3, [%r1+0]\n"
+     "add %r0, %r3\nexit", {2, 3}),
+    # A helper call may move or free regions: checked again after it.
+    ("after-a-call",
+     "mov %r6, %r1\nldxb %r7, [%r6+0]\ncall 5\nldxb %r0, [%r6+0]\nadd %r0, %r7\nexit", set()),
+    # The base moves each pass: at the loop head it is no known value (the analysis keeps no
+    # names across a join that disagrees), so every access is checked; the last pass faults.
+    ("moving-base",
+     "mov %r0, 0\nmov %r3, %r1\nloop:\nldxb %r4, [%r3+0]\nadd %r0, %r4\nadd %r3, 1\n"
+     "ldxb %r4, [%r3-1]\nadd %r0, %r4\njne %r4, 0, loop\nexit", set()),
+    # The base is reloaded each pass (a new value at the same pc): checked each pass.
+    ("reloaded-base",
+     "mov %r6, %r1\nstdw [%r10-8], 0\nmov %r7, 0\nloop:\nldxdw %r3, [%r10-8]\n"
+     "add %r3, %r6\nldxb %r0, [%r3+0]\nadd %r7, 1\nstxdw [%r10-8], %r7\n"
+     "jlt %r7, 12, loop\nexit", set()),
+]
+
+
+def _covered_pcs(text: str) -> set[int]:
+    import re
+    return {int(m) for m in re.findall(r'"?pc(\d+)\.covered"? = ', text)}
+
+
+@pytest.mark.parametrize("opt_level", OPT_LEVELS, ids=lambda o: f"O{o}")
+@pytest.mark.parametrize("name, text, covered", CHECKED_RANGES, ids=[c[0] for c in CHECKED_RANGES])
+def test_accesses_inside_checked_ranges(name, text, covered, opt_level):
+    code = assemble(text)
+    assert _covered_pcs(jit.llvm_ir(code, opt_level=opt_level)) == covered
+    prog = Both(code, opt_level)
+    for mem in (bytes(range(1, 17)), bytes(range(1, 8)) + b"\0", b"\x03", b""):
+        prog.both(mem)
+
+
+def test_a_pointer_checked_before_a_helper_moved_the_packet_is_checked_again():
+    """bpf_xdp_adjust_head moves data: a load through the old data pointer, checked before
+    the call, now faults, on both engines (as the kernel would refuse it at load)."""
+    from ebpfjit import Program
+    prog = Program.from_asm("""
+        mov %r6, %r1
+        ldxw %r2, [%r6+0]
+        ldxw %r3, [%r6+4]
+        mov %r4, %r2
+        add %r4, 20
+        jgt %r4, %r3, out
+        mov %r7, %r2
+        ldxb %r8, [%r7+0]
+        mov %r1, %r6
+        mov %r2, 14
+        call 44
+        ldxb %r0, [%r7+0]
+        exit
+    out:
+        mov %r0, 0
+        exit
+    """, type="xdp")
+    for engine in ("interp", "jit"):
+        with pytest.raises(ExecutionError) as info:
+            prog.test_run(bytes(64), engine=engine)
+        assert (info.value.kind, info.value.pc) == ("oob_load", 11)
+
+
 def test_native_asm_host():
     assert "ebpf_entry" in jit.native_asm(assemble("mov %r0, 1\nexit"))
 

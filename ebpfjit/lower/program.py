@@ -441,6 +441,100 @@ def _fp_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Checked ranges: an access inside a range an earlier access already checked needs no check
+# ---------------------------------------------------------------------------------------------
+
+# Facts kept per program point (a bound on the analysis' work in long straight-line code).
+MAX_CHECKED_RANGES = 64
+
+
+def _new_value(regs: list, facts: frozenset, pc: int, dst: int) -> frozenset:
+    """`dst` gets a new value, named by `pc`. In a loop `pc` names the value of the latest
+    pass only: registers still holding an older one lose their name, ranges on it are gone."""
+    for reg, sym in enumerate(regs):
+        if sym is not None and sym[0] == pc:
+            regs[reg] = None
+    regs[dst] = (pc, 0)
+    if any(fact[0] == pc for fact in facts):
+        facts = frozenset(fact for fact in facts if fact[0] != pc)
+    return facts
+
+
+def _checked_transfer(pc: int, insn: Instruction, regs: tuple, facts: frozenset,
+                      frame_proven: bool):
+    """(regs, facts, cover) after `insn`. A register is (value, delta): `delta` bytes past the
+    value named `value` (a pc, or -i for argument ri at function entry), None when unknown.
+    A fact (value, lo, hi, write, site) says the access at `site` checked [value + lo,
+    value + hi) (for writing if `write`), and that site is on every path to here. `cover` is
+    (site, bytes past that site's pointer) when this instruction's access lies inside such a
+    range. Only runtime calls change the regions a check consults, so they drop every fact."""
+    kind = insn.kind
+    info = insn.info
+    out = list(regs)
+    cover = None
+    base = _access_base(insn)
+    if base is not None and not frame_proven and regs[base] is not None:
+        value, delta = regs[base]
+        lo = delta + insn.off
+        hi = lo + info.size
+        write = kind in (Kind.ST, Kind.STX, Kind.ATOMIC)
+        for fact in facts:
+            if fact[0] == value and fact[1] <= lo and hi <= fact[2] and (fact[3] or not write):
+                cover = (fact[4], lo - fact[1])
+                break
+        else:
+            if len(facts) < MAX_CHECKED_RANGES:
+                facts = facts | {(value, lo, hi, write, pc)}
+    if kind is Kind.ALU and info.cls is Class.ALU64 and insn.off == 0 and (
+            info.op is AluOp.MOV and info.source is Source.X):
+        out[insn.dst] = regs[insn.src]
+    elif (kind is Kind.ALU and info.cls is Class.ALU64 and info.source is Source.K
+          and info.op in (AluOp.ADD, AluOp.SUB) and regs[insn.dst] is not None):
+        value, delta = regs[insn.dst]
+        out[insn.dst] = (value, delta + insn.imm if info.op is AluOp.ADD else delta - insn.imm)
+    elif kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW):
+        facts = _new_value(out, facts, pc, insn.dst)
+    elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
+        facts = frozenset()
+        out[1:6] = [None] * 5
+        facts = _new_value(out, facts, pc, 0)
+    elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
+        facts = _new_value(out, facts, pc, 0 if insn.imm == AtomicOp.CMPXCHG else insn.src)
+    return tuple(out), facts, cover
+
+
+def covered_accesses(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[int, tuple]:
+    """pc -> (site, delta) for each access that lies inside a range the access at `site`
+    checked on every path to it: its pointer is `delta` bytes past that site's pointer, and it
+    needs no check of its own (a forward must-dataflow, intersecting facts at joins)."""
+    entry = tuple((-i, 0) if 1 <= i <= 5 or i == FP else None for i in range(NUM_REGS))
+    states = {fn.start: (entry, frozenset())}
+    covered: dict[int, tuple] = {}
+    work = [fn.start]
+    while work:
+        pc = work.pop()
+        insn = by_pc[pc]
+        regs, facts = states[pc]
+        frame_proven = proven_frame_offset(insn, fn.states.get(pc)) is not None
+        regs, facts, cover = _checked_transfer(pc, insn, regs, facts, frame_proven)
+        if cover is None:
+            covered.pop(pc, None)
+        else:
+            covered[pc] = cover
+        for succ in _successors(pc, insn, fn):
+            old = states.get(succ)
+            if old is None:
+                new = (regs, facts)
+            else:
+                new = (tuple(a if a == b else None for a, b in zip(old[0], regs)),
+                       old[1] & facts)
+            if new != old:
+                states[succ] = new
+                work.append(succ)
+    return covered
+
+
+# ---------------------------------------------------------------------------------------------
 # Switch recovery: a compare tree on one register -> one LLVM `switch`
 # ---------------------------------------------------------------------------------------------
 
@@ -677,6 +771,9 @@ class FunctionLowerer:
         self.lazy_frame = not fn.has_calls
         if not self.lazy_frame:
             self.register_frame()
+        # Accesses inside a range an earlier access checked, and the checked pointers.
+        self.covered = covered_accesses(fn, self.prog.insns) if self.checks else {}
+        self.site_ptrs = {}
         self.frame_lo = None
         if fn.needs_fp_value:
             self.frame_lo = b.ptrtoint(self.stack, I64, name="frame.lo")
@@ -881,6 +978,11 @@ class FunctionLowerer:
             while pos % align:
                 align //= 2
             return byte_gep(b, self.stack, pos, name=f"pc{pc}.fp"), min(align, size)
+        cover = self.covered.get(pc)
+        if cover is not None and cover[0] in self.site_ptrs:
+            # Inside the range the access at cover[0] checked, on every path here, with no
+            # runtime call since (covered_accesses): the same region still holds it.
+            return byte_gep(b, self.site_ptrs[cover[0]], cover[1], name=f"pc{pc}.covered"), 1
         base_val = self.read_reg(base_reg)
         addr = b.add(base_val, const(I64, insn.off), name=f"pc{pc}.addr")
         if not self.checks:
@@ -932,6 +1034,7 @@ class FunctionLowerer:
         phi = b.phi(PTR, name=f"pc{pc}.ptr")
         for value, block in incoming:
             phi.add_incoming(value, block)
+        self.site_ptrs[pc] = phi
         return phi, 1
 
     # --- instruction kinds ----------------------------------------------------------------------
