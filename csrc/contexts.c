@@ -164,16 +164,19 @@ int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
     return status;
 }
 
+/* The current run's context model when it is of `kind` and `ctx` is its shadow (the r1 the
+ * program was given), else NULL: a helper handed any other pointer is a bad call. Both models
+ * start with `kind`; `shadow_off` is where each keeps its shadow. */
+static void *run_ctx_of(struct ebpfjit_state *st, uint64_t ctx, uint32_t kind, size_t shadow_off)
+{
+    if (!st || !st->run_ctx || *(const uint32_t *)st->run_ctx != kind)
+        return NULL;
+    return ctx == addr_of((const char *)st->run_ctx + shadow_off) ? st->run_ctx : NULL;
+}
+
 static struct ebpfjit_xdp *xdp_of(struct ebpfjit_state *st, uint64_t ctx)
 {
-    struct ebpfjit_xdp *x;
-
-    if (!st || !st->run_ctx)
-        return NULL;
-    x = st->run_ctx;
-    if (x->kind != EBPFJIT_CTX_XDP || ctx != addr_of(x->shadow))
-        return NULL;
-    return x;
+    return run_ctx_of(st, ctx, EBPFJIT_CTX_XDP, offsetof(struct ebpfjit_xdp, shadow));
 }
 
 uint64_t ebpfjit_helper_xdp_adjust_head(uint64_t ctx, uint64_t offset, uint64_t a3, uint64_t a4,
@@ -560,14 +563,7 @@ int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
 
 static struct ebpfjit_skb *skb_of(struct ebpfjit_state *st, uint64_t ctx)
 {
-    struct ebpfjit_skb *s;
-
-    if (!st || !st->run_ctx)
-        return NULL;
-    s = st->run_ctx;
-    if (s->kind != EBPFJIT_CTX_SKB || ctx != addr_of(s->shadow))
-        return NULL;
-    return s;
+    return run_ctx_of(st, ctx, EBPFJIT_CTX_SKB, offsetof(struct ebpfjit_skb, shadow));
 }
 
 uint64_t ebpfjit_helper_skb_load_bytes(uint64_t ctx, uint64_t offset, uint64_t to, uint64_t len,
