@@ -11,12 +11,14 @@ from ebpfjit.insn import Instruction, encode
 pytest.importorskip("pytest_benchmark")
 
 
-def make_program(n: int, length_checked: bool = False) -> bytes:
+def make_program(n: int, length_checked: bool = False, distinct: bool = False) -> bytes:
     """~n instructions: ALU work, stack and mem traffic and a forward branch every 8 slots.
 
-    `length_checked` starts with `if r2 < 16 goto exit`: a program that tests its length gets
-    the raw-convention entry copy besides the general one (lower_program), so it compiles
-    two copies of its body."""
+    The mem loads read bytes 4 and 12 in turn, so after the first two each lies inside a range
+    already checked (lower.covered_accesses) and needs no check; with `distinct` each reads a
+    byte of its own (offsets 0, 1, 2, ...) and every one is checked. `length_checked` starts
+    with `if r2 < 16 goto exit`: a program that tests its length gets the raw-convention entry
+    copy besides the general one (lower_program), so it compiles two copies of its body."""
     insns = [Instruction(0xBF, 9, 1), Instruction(0xB7, 0, imm=0)]   # r9 = r1 (mem); r0 = 0
     if length_checked:
         insns.append(None)                                            # patched below
@@ -32,7 +34,7 @@ def make_program(n: int, length_checked: bool = False) -> bytes:
         elif k == 3:
             insns.append(Instruction(0x2F, 0, 3))                      # r0 *= r3
         elif k == 4:
-            insns.append(Instruction(0x71, 4, 9, i % 16))              # r4 = *(u8 *)(r9 + y)
+            insns.append(Instruction(0x71, 4, 9, i // 8 if distinct else i % 16))  # r4 = *(u8 *)(r9 + y)
         elif k == 5:
             insns.append(Instruction(0xAF, 0, 4))                      # r0 ^= r4
         elif k == 6 and len(insns) < n - 3:
@@ -58,6 +60,15 @@ def test_compile_time(benchmark, size, opt_level):
     benchmark.pedantic(jit.compile_program, args=(code,),
                        kwargs={"opt_level": opt_level, "cache": False},
                        rounds=rounds, iterations=1, warmup_rounds=1 if size < 1000 else 0)
+
+
+@pytest.mark.parametrize("opt_level", (0, 2), ids=lambda o: f"O{o}")
+def test_compile_time_distinct_accesses(benchmark, opt_level):
+    code = make_program(100, distinct=True)
+    benchmark.group = "compile-100-distinct"
+    benchmark.pedantic(jit.compile_program, args=(code,),
+                       kwargs={"opt_level": opt_level, "cache": False},
+                       rounds=5, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("opt_level", (0, 2), ids=lambda o: f"O{o}")
@@ -93,10 +104,13 @@ def main() -> None:
             times.append(time.thread_time() - t0)
         return min(times) * 1e3
 
-    for size, checked in ((10, False), (100, False), (100, True), (1000, False)):
-        code = make_program(size, checked)
-        row = [f"{size:5d} insns{' (length-checked)' if checked else ''}"]
-        for opt_level in (0, 2):
+    for size, checked, distinct in ((10, False, False), (100, False, False), (100, False, True),
+                                    (100, True, False), (1000, False, False),
+                                    (1000, False, True), (4000, False, False)):
+        code = make_program(size, checked, distinct)
+        row = [f"{size:5d} insns{' (length-checked)' if checked else ''}"
+               f"{' (distinct offsets)' if distinct else ''}"]
+        for opt_level in (0, 1, 2):
             ms = best(lambda c=code, o=opt_level: jit.compile_program(c, opt_level=o, cache=False),
                       9 if size < 1000 else 3)
             row.append(f"O{opt_level} {ms:7.1f} ms")
