@@ -63,18 +63,10 @@ def test_compile_time(benchmark, size, opt_level):
 
 
 @pytest.mark.parametrize("opt_level", (0, 2), ids=lambda o: f"O{o}")
-def test_compile_time_distinct_accesses(benchmark, opt_level):
-    code = make_program(100, distinct=True)
-    benchmark.group = "compile-100-distinct"
-    benchmark.pedantic(jit.compile_program, args=(code,),
-                       kwargs={"opt_level": opt_level, "cache": False},
-                       rounds=5, iterations=1, warmup_rounds=1)
-
-
-@pytest.mark.parametrize("opt_level", (0, 2), ids=lambda o: f"O{o}")
-def test_compile_time_length_checked(benchmark, opt_level):
-    code = make_program(100, length_checked=True)
-    benchmark.group = "compile-100-length-checked"
+@pytest.mark.parametrize("variant", ("distinct", "length_checked"))
+def test_compile_time_variants(benchmark, variant, opt_level):
+    code = make_program(100, **{variant: True})
+    benchmark.group = f"compile-100-{variant}"
     benchmark.pedantic(jit.compile_program, args=(code,),
                        kwargs={"opt_level": opt_level, "cache": False},
                        rounds=5, iterations=1, warmup_rounds=1)
