@@ -320,20 +320,34 @@ def _map_transfer(insn: Instruction, state: tuple) -> tuple:
     return tuple(regs)
 
 
-def _map_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[int, tuple]:
-    states = {fn.start: (None,) * NUM_REGS}
+def _forward_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction], entry,
+                      transfer: Callable, join: Callable) -> dict:
+    """The state at the entry of each reachable pc of `fn`, iterated to a fixpoint:
+    `transfer(pc, insn, state)` is the state after an instruction and `join(old, new)` merges
+    a new incoming state into a successor's (it must only move down a finite lattice)."""
+    states = {fn.start: entry}
     work = [fn.start]
     while work:
         pc = work.pop()
         insn = by_pc[pc]
-        out = _map_transfer(insn, states[pc])
+        out = transfer(pc, insn, states[pc])
         for succ in _successors(pc, insn, fn):
             old = states.get(succ)
-            new = out if old is None else tuple(a if a == b else None for a, b in zip(old, out))
+            new = out if old is None else join(old, out)
             if new != old:
                 states[succ] = new
                 work.append(succ)
     return states
+
+
+def _same_or_none(old: tuple, new: tuple) -> tuple:
+    """Per register, a fact both states agree on, else None."""
+    return tuple(a if a == b else None for a, b in zip(old, new))
+
+
+def _map_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[int, tuple]:
+    return _forward_dataflow(fn, by_pc, (None,) * NUM_REGS,
+                             lambda pc, insn, state: _map_transfer(insn, state), _same_or_none)
 
 
 def _arg_masks(fn: FunctionInfo, by_pc: dict[int, Instruction], arg: int,
@@ -341,28 +355,19 @@ def _arg_masks(fn: FunctionInfo, by_pc: dict[int, Instruction], arg: int,
     """Per pc, bit i set: ri may hold a value derived from the entry argument r`arg`.
     `arith(insn, mask)` is the mask after an ALU/NEG/ENDIAN instruction (what "derived"
     means is the caller's); loads, lddw, calls and fetching atomics overwrite their result."""
-    states = {fn.start: 1 << arg}
-    work = [fn.start]
-    while work:
-        pc = work.pop()
-        insn = by_pc[pc]
-        mask = states[pc]
+    def transfer(pc: int, insn: Instruction, mask: int) -> int:
         kind = insn.kind
         if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN):
-            mask = arith(insn, mask)
-        elif kind in (Kind.LDX, Kind.LDXSX, Kind.LDDW):
-            mask &= ~(1 << insn.dst)
-        elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
-            mask &= ~1
-        elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
-            mask &= ~(1 << (0 if insn.imm == AtomicOp.CMPXCHG else insn.src))
-        for succ in _successors(pc, insn, fn):
-            old = states.get(succ)
-            new = mask if old is None else old | mask
-            if new != old:
-                states[succ] = new
-                work.append(succ)
-    return states
+            return arith(insn, mask)
+        if kind in (Kind.LDX, Kind.LDXSX, Kind.LDDW):
+            return mask & ~(1 << insn.dst)
+        if kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
+            return mask & ~1
+        if kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
+            return mask & ~(1 << (0 if insn.imm == AtomicOp.CMPXCHG else insn.src))
+        return mask
+
+    return _forward_dataflow(fn, by_pc, 1 << arg, transfer, lambda old, new: old | new)
 
 
 def _pointer_arith(insn: Instruction, mask: int) -> int:
@@ -417,20 +422,11 @@ def _r2_compared(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
 
 
 def _fp_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> None:
-    entry = tuple([NOT_FP] * FP + [0])
-    states = {fn.start: entry}
-    work = [fn.start]
+    states = _forward_dataflow(
+        fn, by_pc, tuple([NOT_FP] * FP + [0]),
+        lambda pc, insn, state: fp_transfer(insn, state)[0],
+        lambda old, new: tuple(_join(a, b) for a, b in zip(old, new)))
     escapes = fn.has_calls
-    while work:
-        pc = work.pop()
-        insn = by_pc[pc]
-        out, _ = fp_transfer(insn, states[pc])
-        for succ in _successors(pc, insn, fn):
-            old = states.get(succ)
-            new = out if old is None else tuple(_join(a, b) for a, b in zip(old, out))
-            if new != old:
-                states[succ] = new
-                work.append(succ)
     if not escapes:
         for pc, state in states.items():
             if fp_transfer(by_pc[pc], state)[1]:
@@ -507,30 +503,19 @@ def covered_accesses(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[in
     """pc -> (site, delta) for each access that lies inside a range the access at `site`
     checked on every path to it: its pointer is `delta` bytes past that site's pointer, and it
     needs no check of its own (a forward must-dataflow, intersecting facts at joins)."""
-    entry = tuple((-i, 0) if 1 <= i <= 5 or i == FP else None for i in range(NUM_REGS))
-    states = {fn.start: (entry, frozenset())}
-    covered: dict[int, tuple] = {}
-    work = [fn.start]
-    while work:
-        pc = work.pop()
-        insn = by_pc[pc]
-        regs, facts = states[pc]
+    def transfer(pc: int, insn: Instruction, state: tuple):
         frame_proven = proven_frame_offset(insn, fn.states.get(pc)) is not None
-        regs, facts, cover = _checked_transfer(pc, insn, regs, facts, frame_proven)
-        if cover is None:
-            covered.pop(pc, None)
-        else:
+        return _checked_transfer(pc, insn, *state, frame_proven)
+
+    entry = tuple((-i, 0) if 1 <= i <= 5 or i == FP else None for i in range(NUM_REGS))
+    states = _forward_dataflow(
+        fn, by_pc, (entry, frozenset()), lambda pc, insn, state: transfer(pc, insn, state)[:2],
+        lambda old, new: (_same_or_none(old[0], new[0]), old[1] & new[1]))
+    covered = {}
+    for pc, state in states.items():
+        cover = transfer(pc, by_pc[pc], state)[2]
+        if cover is not None:
             covered[pc] = cover
-        for succ in _successors(pc, insn, fn):
-            old = states.get(succ)
-            if old is None:
-                new = (regs, facts)
-            else:
-                new = (tuple(a if a == b else None for a, b in zip(old[0], regs)),
-                       old[1] & facts)
-            if new != old:
-                states[succ] = new
-                work.append(succ)
     return covered
 
 
