@@ -99,6 +99,16 @@ static void set_ctx_region(struct ebpfjit_state *st, const void *ctx, uint64_t l
     st->nregions = 1;
 }
 
+/* Makes `x` the context of the runs on `st`: its shadow is the one run region (read-only: the
+ * ctx rewrite reads it), the packet is the mem region. Returns r1, the shadow's address. */
+static uint64_t xdp_bind(struct ebpfjit_xdp *x, struct ebpfjit_state *st)
+{
+    set_ctx_region(st, x->shadow, EBPFJIT_XDP_SHADOW_SIZE, 0);
+    st->run_ctx = x;
+    xdp_sync(x, st);
+    return addr_of(x->shadow);
+}
+
 static void clear_run(struct ebpfjit_state *st)
 {
     st->nregions = 0;
@@ -156,10 +166,7 @@ int32_t ebpfjit_xdp_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
 
     if (!st)
         return nesting_failed(retval, ns);
-    set_ctx_region(st, x->shadow, EBPFJIT_XDP_SHADOW_SIZE, 0);
-    st->run_ctx = x;
-    xdp_sync(x, st);
-    status = run_repeated(prog, st, engine, budget, addr_of(x->shadow), repeat, retval, ns);
+    status = run_repeated(prog, st, engine, budget, xdp_bind(x, st), repeat, retval, ns);
     ebpfjit_leave();
     return status;
 }
@@ -303,6 +310,16 @@ static void skb_sync(struct ebpfjit_skb *s, struct ebpfjit_state *st)
     }
 }
 
+/* As xdp_bind, for an skb. The shadow is writable as a whole: ctx.py already refused stores
+ * to its read-only fields at load. */
+static uint64_t skb_bind(struct ebpfjit_skb *s, struct ebpfjit_state *st)
+{
+    set_ctx_region(st, s->shadow, EBPFJIT_SKB_SHADOW_SIZE, 1);
+    st->run_ctx = s;
+    skb_sync(s, st);
+    return addr_of(s->shadow);
+}
+
 int ebpfjit_skb_init(struct ebpfjit_skb *s, const uint8_t *pkt, uint32_t len, int is_l2,
                      const uint8_t *ctx_in)
 {
@@ -379,11 +396,7 @@ int32_t ebpfjit_skb_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
 
     if (!st)
         return nesting_failed(retval, ns);
-    /* Writable as a whole: ctx.py already refused stores to read-only fields at load. */
-    set_ctx_region(st, s->shadow, EBPFJIT_SKB_SHADOW_SIZE, 1);
-    st->run_ctx = s;
-    skb_sync(s, st);
-    status = run_repeated(prog, st, engine, budget, addr_of(s->shadow), repeat, retval, ns);
+    status = run_repeated(prog, st, engine, budget, skb_bind(s, st), repeat, retval, ns);
     ebpfjit_leave();
     return status;
 }
@@ -454,18 +467,12 @@ static int64_t pkt_once(const struct ebpfjit_runner *rn, struct ebpfjit_loop *lp
     if (rn->ctx == EBPFJIT_RUNNER_XDP) {
         if (len > EBPFJIT_PAGE_SIZE || ebpfjit_xdp_init(&m->xdp, pkt, (uint32_t)len, NULL))
             return EBPFJIT_PKT_REFUSED;
-        set_ctx_region(st, m->xdp.shadow, EBPFJIT_XDP_SHADOW_SIZE, 0);
-        st->run_ctx = &m->xdp;
-        xdp_sync(&m->xdp, st);
-        ctx = addr_of(m->xdp.shadow);
+        ctx = xdp_bind(&m->xdp, st);
     } else if (rn->ctx == EBPFJIT_RUNNER_SKB_L2 || rn->ctx == EBPFJIT_RUNNER_SKB_L3) {
         if (len > EBPFJIT_PAGE_SIZE ||
             ebpfjit_skb_init(&m->skb, pkt, (uint32_t)len, rn->ctx == EBPFJIT_RUNNER_SKB_L2, NULL))
             return EBPFJIT_PKT_REFUSED;
-        set_ctx_region(st, m->skb.shadow, EBPFJIT_SKB_SHADOW_SIZE, 1);
-        st->run_ctx = &m->skb;
-        skb_sync(&m->skb, st);
-        ctx = addr_of(m->skb.shadow);
+        ctx = skb_bind(&m->skb, st);
     } else {
         return EBPFJIT_PKT_REFUSED;
     }
