@@ -83,6 +83,21 @@ static struct ebpfjit_map *arg_map(struct ebpfjit_state *st, uint64_t p, uint32_
     return NULL;
 }
 
+#define MAP_TYPE_BIT(type) (1ULL << (type))
+
+/* arg_map, and its type must be one of `types` (MAP_TYPE_BIT()s), else the call is bad. */
+static struct ebpfjit_map *arg_map_of(struct ebpfjit_state *st, uint64_t p, uint32_t id,
+                                      uint64_t types)
+{
+    struct ebpfjit_map *m = arg_map(st, p, id);
+
+    if (m && (m->base.type >= 64 || !(types & MAP_TYPE_BIT(m->base.type)))) {
+        helper_fault(st, id, p, 0);
+        return NULL;
+    }
+    return m;
+}
+
 static int arg_mem(struct ebpfjit_state *st, uint64_t p, uint64_t size, int write, uint32_t id)
 {
     if (size == 0 || ebpfjit_access_ok(st, p, size, write))
@@ -150,12 +165,8 @@ uint64_t ebpfjit_helper_tail_call(uint64_t r1, uint64_t r2, uint64_t r3, uint64_
     uint32_t index = (uint32_t)r3;
     STATE_OR_ZERO();
 
-    if (!(m = arg_map(st, r2, H_TAIL_CALL)))
+    if (!(m = arg_map_of(st, r2, H_TAIL_CALL, MAP_TYPE_BIT(EBPFJIT_MAP_PROG_ARRAY))))
         return 0;
-    if (m->base.type != EBPFJIT_MAP_PROG_ARRAY) {
-        helper_fault(st, H_TAIL_CALL, r2, 0);
-        return 0;
-    }
     prog = ebpfjit_map_get_ptr(m, &index);
     if (!prog || st->tail_calls >= EBPFJIT_MAX_TAIL_CALLS)
         return NEG(-ENOENT);
@@ -169,13 +180,7 @@ uint64_t ebpfjit_helper_tail_call(uint64_t r1, uint64_t r2, uint64_t r3, uint64_
 
 static struct ebpfjit_map *arg_qs(struct ebpfjit_state *st, uint64_t p, uint32_t id)
 {
-    struct ebpfjit_map *m = arg_map(st, p, id);
-
-    if (m && m->base.type != EBPFJIT_MAP_QUEUE && m->base.type != EBPFJIT_MAP_STACK) {
-        helper_fault(st, id, p, 0);
-        return NULL;
-    }
-    return m;
+    return arg_map_of(st, p, id, MAP_TYPE_BIT(EBPFJIT_MAP_QUEUE) | MAP_TYPE_BIT(EBPFJIT_MAP_STACK));
 }
 
 uint64_t ebpfjit_helper_map_push_elem(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
@@ -332,13 +337,7 @@ uint64_t ebpfjit_helper_spin_unlock(uint64_t r1, uint64_t r2, uint64_t r3, uint6
 
 static struct ebpfjit_map *arg_rb(struct ebpfjit_state *st, uint64_t p, uint32_t id)
 {
-    struct ebpfjit_map *m = arg_map(st, p, id);
-
-    if (m && m->base.type != EBPFJIT_MAP_RINGBUF) {
-        helper_fault(st, id, p, 0);
-        return NULL;
-    }
-    return m;
+    return arg_map_of(st, p, id, MAP_TYPE_BIT(EBPFJIT_MAP_RINGBUF));
 }
 
 uint64_t ebpfjit_helper_ringbuf_output(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
