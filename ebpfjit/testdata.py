@@ -33,12 +33,27 @@ from .errors import AssemblerError, DecodeError
 from .insn import decode
 
 __all__ = ["TestCase", "load", "parse_text", "iter_dir", "negative_cases", "NegativeCase",
-           "CONFORMANCE_DIR", "conformance_files", "negative_files"]
+           "CONFORMANCE_DIR", "CONFORMANCE_ENV", "CONFORMANCE_HOWTO", "conformance_files",
+           "negative_files"]
 
-# The vendored bpf_conformance suite: $EBPFJIT_CONFORMANCE_DIR, else shared/conformance next to
-# the checkout (/work/shared/conformance for /work/main).
-CONFORMANCE_DIR = Path(os.environ.get("EBPFJIT_CONFORMANCE_DIR") or
-                       Path(__file__).resolve().parents[2] / "shared" / "conformance")
+# The bpf_conformance suite (a directory holding `tests/*.data` and `negative/*.data`), found
+# through one setting: $EBPFJIT_CONFORMANCE_DIR; without it, `../shared/conformance` beside the
+# checkout. ($EBPFJIT_SHARED/conformance is still read as a fallback for older setups.)
+CONFORMANCE_ENV = "EBPFJIT_CONFORMANCE_DIR"
+CONFORMANCE_HOWTO = (f"set {CONFORMANCE_ENV} to a directory holding bpf_conformance's tests/*.data "
+                     "(git clone https://github.com/Alan-Jowett/bpf_conformance; see DEVELOPERS.md)")
+
+
+def _conformance_dir() -> Path:
+    if os.environ.get(CONFORMANCE_ENV):
+        return Path(os.environ[CONFORMANCE_ENV])
+    if os.environ.get("EBPFJIT_SHARED"):
+        return Path(os.environ["EBPFJIT_SHARED"]) / "conformance"
+    return Path(__file__).resolve().parents[2] / "shared" / "conformance"
+
+
+CONFORMANCE_DIR = _conformance_dir()
+
 
 _SECTIONS = (("asm", "asm"), ("result", "result"), ("mem", "mem"), ("raw", "raw"),
              ("no register offset", None), (" c", None), ("error", "error"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import conformance_params, needs_conformance
 
 from ebpfjit import testdata
 from ebpfjit.asm import MNEMONICS, assemble, assemble_insns, parse
@@ -296,11 +297,12 @@ def test_testdata_error_uses_file_line_numbers():
 CONFORMANCE = testdata.conformance_files()
 
 
+@needs_conformance
 def test_suite_is_present():
     assert len(CONFORMANCE) == 313
 
 
-@pytest.mark.parametrize("path", CONFORMANCE, ids=[p.stem for p in CONFORMANCE])
+@pytest.mark.parametrize("path", conformance_params(CONFORMANCE))
 def test_conformance_file_assembles_and_validates(path):
     case = testdata.load(path)
     assert case.skip_reason is None
@@ -317,15 +319,15 @@ NEGATIVE = testdata.negative_cases()
 WELL_FORMED = {"error", "incorrect_return_value_high_bits"}
 
 
+@needs_conformance
 def test_negative_classification():
     assert len(NEGATIVE) == 60
     assert {c.path.stem for c in NEGATIVE if not c.malformed} == WELL_FORMED
 
 
-@pytest.mark.parametrize("path", [c.path for c in NEGATIVE if c.malformed and
-                                  testdata.load(c.path).skip_reason is None and
-                                  testdata.load(c.path).raw is None],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", conformance_params(
+    c.path for c in NEGATIVE if c.malformed and testdata.load(c.path).skip_reason is None and
+    testdata.load(c.path).raw is None))
 def test_negative_malformed_asm_raises(path):
     case = testdata.load(path)
     with pytest.raises(AssemblerError) as info:
@@ -334,6 +336,7 @@ def test_negative_malformed_asm_raises(path):
     assert info.value.text
 
 
+@needs_conformance
 @pytest.mark.parametrize("stem, reason", [
     ("empty", "no result or error in test file"),
     ("empty_instructions", "test file has no BPF instructions"),

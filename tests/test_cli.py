@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CONFORMANCE_DIR, PROGS_DIR, ROOT
+from conftest import CONFORMANCE_DIR, PROGS_DIR, ROOT, needs_conformance
 
 from ebpfjit import cli
 from ebpfjit.elf import load_spec
@@ -44,6 +44,7 @@ def test_run_data_file_and_output(tmp_path, capsys):
     assert out.read_bytes() == b"\x07" + b"\0" * 4
 
 
+@needs_conformance
 def test_run_conformance_data_file(capsys):
     status, out, _ = run_cli(capsys, "run", CONFORMANCE_DIR / "mem-len.data")
     assert (status, out.strip()) == (0, "0x8")
@@ -96,6 +97,7 @@ def test_map_dump_plain_without_btf(capsys):
         "key: 01 00 00 00  value: 02 00 00 00 00 00 00 00\nFound 1 element")
 
 
+@needs_conformance
 def test_dump_ir_and_asm(capsys):
     status, out, _ = run_cli(capsys, "dump", "--ir", CONFORMANCE_DIR / "add.data")
     assert status == 0 and "pc0" in out and "define" in out
@@ -103,6 +105,7 @@ def test_dump_ir_and_asm(capsys):
     assert status == 0 and "ret" in out
 
 
+@needs_conformance
 def test_compile_aarch64_object(tmp_path, capsys):
     out = tmp_path / "add.o"
     status, _, _ = run_cli(capsys, "compile", "--target", "aarch64", "-o", out, CONFORMANCE_DIR / "add.data")
@@ -111,6 +114,7 @@ def test_compile_aarch64_object(tmp_path, capsys):
     assert int.from_bytes(blob[18:20], "little") == 183      # EM_AARCH64
 
 
+@needs_conformance
 def test_conformance_subcommand(tmp_path, capsys):
     for name in ("add.data", "lddw.data"):
         (tmp_path / name).write_bytes((CONFORMANCE_DIR / name).read_bytes())

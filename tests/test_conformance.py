@@ -10,7 +10,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CONFORMANCE_DIR, ENGINES, NEGATIVE_DIR, conformance_files
+from conftest import (
+    CONFORMANCE_DIR,
+    ENGINES,
+    NEGATIVE_DIR,
+    conformance_files,
+    conformance_params,
+    needs_conformance,
+)
 
 from ebpfjit import testdata
 from ebpfjit.conformance import run_case
@@ -19,13 +26,14 @@ from ebpfjit.errors import AssemblerError
 FILES = conformance_files()
 
 
+@needs_conformance
 def test_suite_is_complete():
     # Guards against a silently missing or partial copy of the vectors.
     assert len(FILES) == 313
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", conformance_params(FILES))
 def test_conformance(path, engine):
     outcome = run_case(testdata.load(path), engine)
     assert outcome.passed, outcome.detail
@@ -35,7 +43,7 @@ def _negative_files():
     return sorted(NEGATIVE_DIR.glob("*.data"))
 
 
-@pytest.mark.parametrize("path", _negative_files(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", conformance_params(_negative_files()))
 def test_negative_cases_are_rejected_or_fail(path):
     """A malformed file must not assemble; a well-formed one has a wrong expectation and must
     be reported as failing on every engine (a harness that cannot fail is worthless)."""
@@ -69,6 +77,7 @@ def _runner_hex(data: bytes) -> str:
     return "".join(f"{b:02x}  " for b in data)
 
 
+@needs_conformance
 @pytest.mark.parametrize("engine", ("interp", "jit"))
 def test_plugin_protocol_whole_suite(engine):
     failures = []
@@ -81,6 +90,7 @@ def test_plugin_protocol_whole_suite(engine):
     assert not failures, "\n".join(failures)
 
 
+@needs_conformance
 def test_plugin_console_script_subprocess():
     case = testdata.load(CONFORMANCE_DIR / "mem-len.data")
     proc = subprocess.run(
@@ -96,6 +106,7 @@ def test_plugin_reports_errors_on_one_line():
     assert out.count("\n") == 1 and "unknown opcode 0xff" in out
 
 
+@needs_conformance
 def test_plugin_elf_input(tmp_path):
     """--elf: the runner sends a small ELF whose .text holds the program."""
     case = testdata.load(CONFORMANCE_DIR / "add.data")

@@ -12,6 +12,7 @@ import doctest
 from pathlib import Path
 
 import pytest
+from conftest import conformance_params
 
 import ebpfjit.asm
 import ebpfjit.disasm
@@ -263,7 +264,7 @@ def test_accepts_instruction_lists_and_rejects_unknown_syntax():
 CONFORMANCE = testdata.conformance_files()
 
 
-@pytest.mark.parametrize("path", CONFORMANCE, ids=[p.stem for p in CONFORMANCE])
+@pytest.mark.parametrize("path", conformance_params(CONFORMANCE))
 def test_round_trip(path):
     code = testdata.load(path).code
     for labels in (False, True):

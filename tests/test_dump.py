@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import CONFORMANCE_DIR, PROGS_DIR
+from conftest import CONFORMANCE_DIR, PROGS_DIR, needs_conformance
 
 from ebpfjit import testdata
 from ebpfjit.jit import native_asm
@@ -12,6 +12,7 @@ from ebpfjit.jit import native_asm
 PC_LINE = re.compile(r"^\t# pc (\d+): (.+)$", re.M)
 
 
+@needs_conformance
 @pytest.mark.parametrize("target", ("x86_64", "aarch64"))
 def test_every_surviving_line_names_its_pc_and_instruction(target):
     case = testdata.load(CONFORMANCE_DIR / "subnet.data")
@@ -23,6 +24,7 @@ def test_every_surviving_line_names_its_pc_and_instruction(target):
     assert "ret" in asm
 
 
+@needs_conformance
 def test_annotation_does_not_change_the_code():
     case = testdata.load(CONFORMANCE_DIR / "prime.data")
     plain = native_asm(case.code, annotate=False)

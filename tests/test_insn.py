@@ -4,6 +4,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from conftest import needs_conformance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,6 +121,7 @@ def test_lddw_roundtrip_and_pcs():
     assert encode(insns) == code
 
 
+@needs_conformance
 def test_negative_suite_raw_files_fail_to_decode():
     raw = [p for p in testdata.negative_files() if p.stem.startswith("unused-")]
     assert len(raw) == 45
