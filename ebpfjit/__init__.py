@@ -16,12 +16,14 @@ from .errors import (
     VerifierError,
 )
 from .program import Program
+from .verdicts import TcAction, XdpAction
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AssemblerError", "DecodeError", "EbpfError", "ElfError", "ExecutionError", "JitError",
-    "KernelError", "KernelUnavailable", "MapError", "Program", "VerifierError", "assemble",
+    "KernelError", "KernelUnavailable", "MapError", "Program", "TcAction", "VerifierError",
+    "XdpAction", "assemble",
     "disassemble", "load", "__version__",
 ]
 

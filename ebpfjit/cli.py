@@ -1,7 +1,8 @@
 """The `ebpfjit` command line: assemble, disassemble, run, inspect JIT output, run the suite.
 
 Exit status: 0 success, 1 a program or input error, 2 usage. Errors print `ebpfjit: error: ...`
-without a traceback unless --debug is given.
+without a traceback unless --debug is given. As in bpftool, `-j` prints JSON (`-p` indented) and
+a closed pipe on stdout (`ebpfjit disasm x.o | head -1`) ends quietly.
 """
 from __future__ import annotations
 
@@ -12,6 +13,22 @@ import sys
 from .errors import EbpfError
 
 ELF_MAGIC = b"\x7fELF"
+RAW_SUFFIXES = (".bin", ".raw")      # taken as raw bytecode without --raw
+ENGINE_CHOICES = ("interp", "jit")
+CONFORMANCE_ENGINES = ("interp", "jit", "jit-O0", "jit-O1", "jit-O2", "jit-O3")
+
+
+class UsageError(EbpfError):
+    """A command-line mistake found after parsing (exit status 2, like argparse's)."""
+
+
+def _emit_json(args, value) -> None:
+    import json
+    print(json.dumps(value, indent=4 if getattr(args, "pretty", False) else None))
+
+
+def _wants_json(args) -> bool:
+    return bool(getattr(args, "json", False) or getattr(args, "pretty", False))
 
 
 def _read_input(path: str) -> bytes:
@@ -21,8 +38,10 @@ def _read_input(path: str) -> bytes:
         return f.read()
 
 
-def _load_programs(path: str, program: str | None = None, section: str | None = None):
-    """Programs in FILE: an ELF object, a `.data` test, assembly text (.s/.asm) or raw bytecode.
+def _load_programs(path: str, program: str | None = None, section: str | None = None,
+                   raw: bool = False):
+    """Programs in FILE: an ELF object, a `.data` test, assembly text (.s/.asm) or raw bytecode
+    (with `raw`, a `.bin`/`.raw` name or stdin; any other file is an error, not a guess).
 
     Returns a list of (name, Program, mem) where mem is the test memory of a `.data` file.
     """
@@ -32,7 +51,7 @@ def _load_programs(path: str, program: str | None = None, section: str | None = 
         from .loader import load
         obj = load(blob if path == "-" else path)
         if program or section:
-            prog = obj.programs[program] if program else obj.program(section=section)
+            prog = obj.program(program, section=section)
             return [(prog.name, prog, None)]
         return [(name, prog, None) for name, prog in obj.programs.items()]
     name = os.path.basename(path)
@@ -43,11 +62,15 @@ def _load_programs(path: str, program: str | None = None, section: str | None = 
         return [(name, conformance_program(case.code), case.mem)]
     if path.endswith((".s", ".asm")):
         return [(name, Program.from_asm(blob.decode()), None)]
+    if not (raw or path == "-" or path.endswith(RAW_SUFFIXES)):
+        raise UsageError(f"{path} is not an ELF object, a .data test or .s/.asm assembly; give "
+                         "--raw to take it as raw bytecode")
     return [(name, Program.from_bytes(blob), None)]
 
 
 def _one_program(args):
-    progs = _load_programs(args.file, getattr(args, "program", None), getattr(args, "section", None))
+    progs = _load_programs(args.file, getattr(args, "program", None), getattr(args, "section", None),
+                           getattr(args, "raw", False))
     if len(progs) != 1:
         names = ", ".join(name for name, _, _ in progs)
         raise EbpfError(f"{args.file} holds {len(progs)} programs ({names}); choose one with --program")
@@ -66,7 +89,11 @@ def cmd_asm(args) -> int:
 
 
 def cmd_disasm(args) -> int:
-    progs = _load_programs(args.file, args.program, args.section)
+    progs = _load_programs(args.file, args.program, args.section, args.raw)
+    if _wants_json(args):
+        _emit_json(args, [{"name": name, "insns": prog.disassemble(syntax=args.syntax).splitlines()}
+                          for name, prog, _ in progs])
+        return 0
     for name, prog, _ in progs:
         if len(progs) > 1 or prog.name != "prog":
             print(f"{name}:")
@@ -79,65 +106,81 @@ def _mem_from_args(args, default: bytes | None) -> bytearray:
         try:
             return bytearray.fromhex(args.mem)
         except ValueError as exc:
-            raise EbpfError(f"--mem: {exc}") from None
+            raise EbpfError(f"--data: {exc}") from None
     if args.mem_file is not None:
         return bytearray(_read_input(args.mem_file))
     return bytearray(default or b"")
 
 
-VERDICTS = {
-    "XDP": {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"},
-    "SCHED_CLS": {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
-                  3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 5: "TC_ACT_QUEUED", 6: "TC_ACT_REPEAT",
-                  7: "TC_ACT_REDIRECT"},
-}
-
-
 def verdict_name(prog, retval: int) -> str:
-    names = VERDICTS.get(prog.type.name, {})
-    signed = retval - (1 << 32) if retval & 0x80000000 else retval
-    return names.get(signed, f"{retval:#x}")
+    from .verdicts import verdict_name as name_of
+    return name_of(prog.type, retval)
 
 
 def cmd_run(args) -> int:
     name, prog, mem = _one_program(args)
     is_object_prog = hasattr(prog, "test_run")
+    report: dict = {"program": name, "engine": args.engine}
+    if args.ctx_in and not is_object_prog:
+        raise UsageError("--ctx-in needs a program from an ELF object")
     if args.pcap:
         if not is_object_prog:
-            raise EbpfError("--pcap needs a program from an ELF object (XDP, tc or socket filter)")
+            raise UsageError("--pcap needs a program from an ELF object (XDP, tc or socket filter)")
         from . import pcap
         packets = [p.data for p in pcap.read_file(args.pcap)]
         counts: dict[str, int] = {}
         out_packets = []
         for index, packet in enumerate(packets):
-            retval, data_out, _ = prog.test_run(packet, engine=args.engine)
+            retval, data_out, _ = prog.test_run(packet, engine=args.engine, budget=args.budget)
             verdict = verdict_name(prog, retval)
             counts[verdict] = counts.get(verdict, 0) + 1
             out_packets.append(data_out)
-            if args.verbose:
+            if args.verbose and not _wants_json(args):
                 print(f"packet {index}: {verdict} ({len(packet)} -> {len(data_out)} bytes)")
-        summary = ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items()))
-        print(f"{name}: {len(packets)} packets on {args.engine}: {summary}")
+        report.update(packets=len(packets), verdicts=dict(sorted(counts.items())))
+        if not _wants_json(args):
+            summary = ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items()))
+            print(f"{name}: {len(packets)} packets on {args.engine}: {summary}")
         if args.output:
             pcap.write_file(args.output, out_packets)
     elif is_object_prog and prog.type != 0:
         data = _mem_from_args(args, mem)
-        retval, data_out, _ = prog.test_run(bytes(data), engine=args.engine)
-        print(f"retval {retval:#x} ({verdict_name(prog, retval)})")
+        ctx_in = _read_input(args.ctx_in) if args.ctx_in else None
+        retval, data_out, ns = prog.test_run(bytes(data), repeat=args.repeat, engine=args.engine,
+                                             ctx_in=ctx_in, budget=args.budget)
+        report.update(retval=retval, verdict=verdict_name(prog, retval), data_out=data_out.hex(),
+                      duration=ns)
+        if _wants_json(args):
+            pass
+        elif args.repeat > 1:
+            # bpftool prog run's line: the duration is the mean of the --repeat runs.
+            print(f"Return value: {retval} ({verdict_name(prog, retval)}), "
+                  f"duration (average): {ns}ns")
+        else:
+            print(f"retval {retval:#x} ({verdict_name(prog, retval)})")
         if args.output:
             with open(args.output, "wb") as f:
                 f.write(data_out)
     else:
+        if args.repeat != 1:
+            raise UsageError("--repeat needs a program from an ELF object (it uses test_run)")
         data = _mem_from_args(args, mem)
-        r0 = prog.run(data, engine=args.engine)
-        print(f"{r0:#x}")
+        r0 = prog.run(data, engine=args.engine, budget=args.budget)
+        report.update(retval=r0)
+        if not _wants_json(args):
+            print(f"{r0:#x}")
         if args.output:
             with open(args.output, "wb") as f:
                 f.write(bytes(data))
     if args.dump_maps and is_object_prog:
-        for map_name, m in prog.object.maps.items():
-            print(f"map {map_name}:")
-            print(format_map_summary(m))
+        if _wants_json(args):
+            report["maps"] = {map_name: m.dump() for map_name, m in prog.object.maps.items()}
+        else:
+            for map_name, m in prog.object.maps.items():
+                print(f"map {map_name}:")
+                print(format_map_summary(m))
+    if _wants_json(args):
+        _emit_json(args, report)
     return 0
 
 
@@ -226,32 +269,53 @@ def cmd_compile(args) -> int:
 
 
 def cmd_conformance(args) -> int:
-    import glob
-
     from . import testdata
     from .conformance import run_case
-    paths = sorted(glob.glob(os.path.join(args.directory, "*.data")))
-    failed = 0
-    for path in paths:
-        outcome = run_case(testdata.load(path), args.engine)
+    if not os.path.isdir(args.directory):
+        raise UsageError(f"{args.directory}: no such directory")
+    paths = testdata.iter_dir(args.directory)
+    if not paths:
+        raise UsageError(f"{args.directory}: no .data files")
+    outcomes = [run_case(testdata.load(path), args.engine) for path in paths]
+    failed = [o for o in outcomes if not o.passed]
+    if _wants_json(args):
+        _emit_json(args, {"engine": args.engine, "passed": len(outcomes) - len(failed),
+                          "failed": len(failed),
+                          "failures": [{"name": o.name, "detail": o.detail} for o in failed]})
+        return 1 if failed else 0
+    for outcome in outcomes:
         if not outcome.passed:
-            failed += 1
             print(f"FAIL {outcome.name}: {outcome.detail}")
         elif args.verbose:
             print(f"PASS {outcome.name}")
-    print(f"{len(paths) - failed} passed, {failed} failed")
+    print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ebpfjit", description="Userspace eBPF: interpreter and LLVM JIT.")
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="ebpfjit", allow_abbrev=False,
+                                     description="Userspace eBPF: interpreter and LLVM JIT.")
+    parser.add_argument("--version", action="version", version=f"ebpfjit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+
+    def add_sub(*a, **kw):
+        # One spelling per option: no abbreviations (`--data` must never become `--data-file`).
+        return add_parser(*a, allow_abbrev=False, **kw)
+    sub.add_parser = add_sub
+
+    def add_json_args(p):
+        p.add_argument("-j", "--json", action="store_true", help="JSON output (as bpftool -j)")
+        p.add_argument("-p", "--pretty", action="store_true", help="indented JSON (implies -j)")
 
     def add_prog_args(p):
         p.add_argument("file", help="ELF object, .data test, .s assembly or raw bytecode ('-' = stdin)")
         p.add_argument("--program", help="program (function) name in an ELF object")
         p.add_argument("--section", help="program section in an ELF object")
+        p.add_argument("--raw", action="store_true",
+                       help="FILE is raw bytecode (implied for .bin/.raw names and stdin)")
 
     p = sub.add_parser("asm", help="assemble bpf_conformance-dialect text into bytecode")
     p.add_argument("file")
@@ -262,19 +326,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("disasm", help="disassemble bytecode or an ELF object")
     add_prog_args(p)
     p.add_argument("--syntax", choices=("llvm", "conformance"), default="llvm")
+    add_json_args(p)
     p.set_defaults(func=cmd_disasm)
 
     p = sub.add_parser("run", help="run a program once and print r0 (or the verdict)")
     add_prog_args(p)
-    p.add_argument("--engine", choices=("interp", "jit"), default="interp")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="interp")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--mem", help="input memory as hex")
-    g.add_argument("--mem-file", "--data-file", dest="mem_file", help="input memory from a file")
+    g.add_argument("--data", "--mem", dest="mem", metavar="HEX",
+                   help="input packet/memory as hex (--mem: the same)")
+    g.add_argument("--data-file", "--mem-file", dest="mem_file", metavar="F",
+                   help="input packet/memory from a file")
     g.add_argument("--pcap", help="run every packet of a pcap file (ELF programs)")
     p.add_argument("-o", "--output", help="write the memory/packet(s) after the run to this file "
                                           "(a pcap with --pcap)")
     p.add_argument("--dump-maps", action="store_true", help="print the object's maps afterwards")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per packet")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run N times (test_run's repeat) and print the average duration")
+    p.add_argument("--budget", type=int, default=None, metavar="N",
+                   help="instruction budget (taken back-edges, calls; default 10^8)")
+    p.add_argument("--ctx-in", metavar="FILE", help="context struct (xdp_md, __sk_buff) bytes")
+    add_json_args(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("map", help="inspect the maps of an object, bpftool style")
@@ -306,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("conformance", help="run a directory of bpf_conformance .data files")
     p.add_argument("directory")
-    p.add_argument("--engine", default="interp", help="interp, jit or jit-O0..3")
+    p.add_argument("--engine", default="interp", choices=CONFORMANCE_ENGINES)
     p.add_argument("-v", "--verbose", action="store_true")
+    add_json_args(p)
     p.set_defaults(func=cmd_conformance)
 
     from .compare import add_compare_parser
@@ -319,7 +393,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as cat does; keep the interpreter's
+        # final flush from raising again on the dead pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"ebpfjit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (EbpfError, OSError, KeyError) as exc:
         if args.debug:
             raise
