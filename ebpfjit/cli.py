@@ -155,7 +155,7 @@ def cmd_run(args) -> int:
         elif args.repeat > 1:
             # bpftool prog run's line: the duration is the mean of the --repeat runs.
             print(f"Return value: {retval} ({verdict_name(prog, retval)}), "
-                  f"duration (average): {ns}ns")
+                  f"duration (average): {round(ns)}ns")
         else:
             print(f"retval {retval:#x} ({verdict_name(prog, retval)})")
         if args.output:
@@ -172,16 +172,41 @@ def cmd_run(args) -> int:
         if args.output:
             with open(args.output, "wb") as f:
                 f.write(bytes(data))
+    records = _emitted(prog.object, report, not _wants_json(args)) if is_object_prog else {}
     if args.dump_maps and is_object_prog:
         if _wants_json(args):
-            report["maps"] = {map_name: m.dump() for map_name, m in prog.object.maps.items()}
+            report["maps"] = {map_name: m.dump() for map_name, m in prog.object.maps.items()
+                              if map_name not in records}
         else:
             for map_name, m in prog.object.maps.items():
                 print(f"map {map_name}:")
-                print(format_map_summary(m))
+                if map_name in records:
+                    n = len(records[map_name])
+                    print(f"  ({n} record{'' if n == 1 else 's'} pending after the run, "
+                          "shown above)")
+                else:
+                    print(format_map_summary(m))
     if _wants_json(args):
         _emit_json(args, report)
     return 0
+
+
+def _emitted(obj, report: dict, show: bool) -> dict[str, list[bytes]]:
+    """What the run emitted, printed (or put in `report`): bpf_printk lines as trace_pipe shows
+    them, then every ring-buffer record in hex (consumed, as a libbpf reader would). Returns
+    the records of each ring buffer."""
+    from .spec import MapType
+    trace = obj.trace_log()
+    records = {name: m.poll() for name, m in obj.maps.items() if m.spec.type is MapType.RINGBUF}
+    report["trace"] = trace
+    report["ringbuf"] = {name: [r.hex() for r in recs] for name, recs in records.items()}
+    if show:
+        for line in trace:
+            print(f"bpf_printk: {line}")
+        for name, recs in records.items():
+            for index, rec in enumerate(recs):
+                print(f"ringbuf {name} record {index} ({len(rec)} bytes): {rec.hex(' ')}")
+    return records
 
 
 def format_map_summary(m) -> str:

@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             elf = True
         elif arg == "":
             continue   # the runner splits --plugin_options on single spaces
+        elif arg in ("-h", "--help"):
+            print(USAGE)
+            print(__doc__.split("\n", 2)[2].strip())
+            return 0
         else:
             print(f"unknown option {arg!r}; {USAGE}")
             return 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import CONFORMANCE_DIR, PROGS_DIR, ROOT, needs_conformance
@@ -149,3 +150,134 @@ def test_every_test_object_disassembles(capsys):
         assert status == 0, err
         for name in load_spec(str(path)).programs:
             assert f"{name}:" in out
+
+
+# --- bpftool conventions and what a run emitted (issue 12, items 5 and 6) ----------------------
+
+def _subprocess(*argv, **kw):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", *map(str, argv)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, **kw)
+
+
+def test_version_and_python_dash_m():
+    import ebpfjit
+    proc = _subprocess("ebpfjit", "--version")
+    assert (proc.returncode, proc.stdout.strip()) == (0, f"ebpfjit {ebpfjit.__version__}")
+
+
+def test_verdict_enums_are_public():
+    import ebpfjit
+    assert ebpfjit.XdpAction.XDP_PASS == 2 and ebpfjit.TcAction.TC_ACT_SHOT == 2
+    from ebpfjit.verdicts import verdict_name
+    assert verdict_name("SCHED_CLS", 0xFFFFFFFF) == "TC_ACT_UNSPEC"
+    assert verdict_name("XDP", 9) == "0x9"
+
+
+def test_no_abbreviations(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", str(EXAMPLE), "--data-f", "x"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --data-f" in capsys.readouterr().err
+
+
+def test_unknown_program_lists_programs(capsys):
+    status, _, err = run_cli(capsys, "run", EXAMPLE, "--program", "nope")
+    assert status == 1 and "no program 'nope'" in err and "xdp_filter" in err
+
+
+def test_unknown_engine_lists_choices(capsys):
+    for argv in (["conformance", ROOT, "--engine", "foo"], ["run", EXAMPLE, "--engine", "foo"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and "invalid choice: 'foo'" in err and "'interp'" in err
+
+
+def test_conformance_missing_or_empty_directory_is_a_usage_error(tmp_path, capsys):
+    status, out, err = run_cli(capsys, "conformance", tmp_path / "nonexistent")
+    assert (status, out) == (2, "") and "no such directory" in err
+    status, _, err = run_cli(capsys, "conformance", tmp_path)
+    assert status == 2 and "no .data files" in err
+
+
+def test_conformance_json(tmp_path, capsys):
+    (tmp_path / "one.data").write_text("-- asm\nmov %r0, 1\nexit\n-- result\n0x1\n")
+    (tmp_path / "wrong.data").write_text("-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n")
+    status, out, _ = run_cli(capsys, "conformance", tmp_path, "--engine", "jit-O0", "-j")
+    report = json.loads(out)
+    assert status == 1 and (report["passed"], report["failed"]) == (1, 1)
+    assert report["failures"][0]["name"] == "wrong"
+
+
+def test_non_elf_file_needs_raw(tmp_path, capsys):
+    blob = tmp_path / "prog.txt"
+    blob.write_bytes(bytes.fromhex("b700000007000000" "9500000000000000"))
+    status, out, err = run_cli(capsys, "run", blob)
+    assert (status, out) == (2, "") and "--raw" in err and "not an ELF object" in err
+    status, out, _ = run_cli(capsys, "run", "--raw", blob)
+    assert (status, out.strip()) == (0, "0x7")
+
+
+def test_run_json_repeat_and_budget(tmp_path, capsys):
+    from ebpfjit import pcap
+    packet = pcap.read_file(EXAMPLE.with_name("traffic.pcap"))[1].data
+    status, out, _ = run_cli(capsys, "run", EXAMPLE, "--data", packet.hex(), "-j")
+    report = json.loads(out)
+    assert status == 0 and (report["retval"], report["verdict"]) == (2, "XDP_PASS")
+    status, out, _ = run_cli(capsys, "run", EXAMPLE, "--data", packet.hex(), "--repeat", "50")
+    assert status == 0
+    assert re.fullmatch(r"Return value: 2 \(XDP_PASS\), duration \(average\): \d+ns", out.strip())
+    loop = tmp_path / "loop.s"
+    loop.write_text("mov %r0, 0\nadd %r0, 1\nja -2\nexit\n")
+    status, _, err = run_cli(capsys, "run", loop, "--budget", "1000")
+    assert status == 1 and "budget" in err
+
+
+def test_disasm_json_and_pretty(capsys):
+    status, out, _ = run_cli(capsys, "disasm", EXAMPLE, "-p")
+    progs = json.loads(out)
+    assert status == 0 and progs[0]["name"] == "xdp_filter" and "exit" in progs[0]["insns"][-1]
+    assert out.startswith("[\n    {")
+
+
+def test_broken_pipe_is_quiet():
+    import subprocess
+    import sys
+    proc = subprocess.run(f"{sys.executable} -m ebpfjit disasm {EXAMPLE} | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          executable="/bin/bash")
+    assert proc.stdout.count("\n") == 1 and proc.stderr == ""
+    proc = subprocess.run(f"set -o pipefail; {sys.executable} -m ebpfjit disasm {EXAMPLE} "
+                          "| head -c 10 >/dev/null", shell=True, capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, executable="/bin/bash")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and proc.stderr == ""
+
+
+def test_plugin_help():
+    proc = _subprocess("ebpfjit.plugin", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: ebpfjit-conformance-plugin")
+
+
+def test_run_prints_printk_lines(capsys):
+    status, out, _ = run_cli(capsys, "run", PROGS_DIR / "global_data.o", "--data", "00" * 24)
+    assert status == 0
+    assert "bpf_printk: len 24 magic 1122334455667788" in out.splitlines()
+
+
+def test_run_prints_ringbuf_records_and_dump_maps_counts_them(capsys):
+    status, out, _ = run_cli(capsys, "run", PROGS_DIR / "ringbuf_events.o", "--dump-maps",
+                             "--pcap", EXAMPLE.with_name("traffic.pcap"))
+    lines = out.splitlines()
+    records = [ln for ln in lines if ln.startswith("ringbuf events record ")]
+    # One record per packet except those the program discards (see ringbuf_events.c).
+    assert status == 0 and 30 <= len(records) <= 40
+    assert records[0].startswith("ringbuf events record 0 (32 bytes): ")
+    assert "map events:" in lines
+    assert lines[lines.index("map events:") + 1] == (
+        f"  ({len(records)} records pending after the run, shown above)")
+    status, out, _ = run_cli(capsys, "run", PROGS_DIR / "ringbuf_events.o", "-j", "--dump-maps",
+                             "--pcap", EXAMPLE.with_name("traffic.pcap"))
+    report = json.loads(out)
+    assert len(report["ringbuf"]["events"]) == len(records) and report["verdicts"] == {"XDP_PASS": 40}
