@@ -67,17 +67,10 @@ static void helper_fault(struct ebpfjit_state *st, uint32_t id, uint64_t addr, u
         st->fault_info = id;
 }
 
-/* env->maps first (the common case, no locking); then the registry for inner maps. */
+/* Only maps of the run's env or attached to it (inner maps): never another object's map. */
 static struct ebpfjit_map *arg_map(struct ebpfjit_state *st, uint64_t p, uint32_t id)
 {
-    const struct ebpfjit_env *env = st->env;
-    uint32_t i;
-
-    if (p && env && env->maps)
-        for (i = 0; i < env->nmaps; i++)
-            if (PTR(env->maps[i]) == p)
-                return (struct ebpfjit_map *)(uintptr_t)p;
-    if (ebpfjit_map_is_live((const void *)(uintptr_t)p))
+    if (ebpfjit_map_reachable(st->env, (const void *)(uintptr_t)p))
         return (struct ebpfjit_map *)(uintptr_t)p;
     helper_fault(st, id, p, 0);
     return NULL;

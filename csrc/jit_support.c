@@ -10,10 +10,15 @@ uint64_t ebpfjit_jit_map_lookup(struct ebpfjit_state *st, uint64_t map, uint64_t
 {
     struct ebpfjit_map *m = (struct ebpfjit_map *)(uintptr_t)map;
 
-    if (m->base.key_size <= key_room)
+    /* The lowering picked this path from its dataflow facts (r1 is a map, r2 points into the
+     * frame with key_room bytes); memory safety does not rest on them: the map must be the
+     * run's and the key readable, else the helper faults exactly as the interpreter's does. */
+    if (!ebpfjit_map_reachable(st->env, m))
+        return ebpfjit_helper_map_lookup_elem(map, key, 0, 0, 0);
+    if (m->base.key_size <= key_room && ebpfjit_access_ok(st, key, m->base.key_size, 0))
         return (uint64_t)(uintptr_t)ebpfjit_map_lookup_prog(m, (const void *)(uintptr_t)key,
                                                             st->cpu);
-    /* The key runs past the frame: the helper's own checks decide (and may fault). */
+    /* The key runs past the frame or fails its check: the helper decides (and faults). */
     return ebpfjit_helper_map_lookup_elem(map, key, 0, 0, 0);
 }
 

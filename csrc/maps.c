@@ -142,6 +142,29 @@ int ebpfjit_map_is_live(const void *ptr)
     return found;
 }
 
+/* May a program running with `env` use the map at `ptr`? Only its own maps (env->maps) and
+ * maps attached to env since (inner maps set into its map-in-maps): a map of another object,
+ * or any other address, is refused without being dereferenced (only registered maps are read). */
+int ebpfjit_map_reachable(const struct ebpfjit_env *env, const void *ptr)
+{
+    const struct ebpfjit_map *m = ptr;
+    uint32_t i, n;
+
+    if (!env || !ptr)
+        return 0;
+    if (env->maps)
+        for (i = 0; i < env->nmaps; i++)
+            if (env->maps[i] == m)
+                return 1;
+    if (!ebpfjit_map_is_live(ptr))
+        return 0;
+    n = __atomic_load_n(&m->nenvs, __ATOMIC_ACQUIRE);
+    for (i = 0; i < n && i < EBPFJIT_MAP_MAX_ENVS; i++)
+        if (m->envs[i] == env)
+            return 1;
+    return 0;
+}
+
 /* --- small predicates ------------------------------------------------------------------- */
 
 static inline int is_percpu(const struct ebpfjit_map *m)

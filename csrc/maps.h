@@ -139,6 +139,7 @@ void ebpfjit_map_free(struct ebpfjit_map *map);
 int ebpfjit_map_set_spin_lock(struct ebpfjit_map *map, int32_t off);
 /* Is `p` a map created here and not yet freed? (validates map arguments of helpers) */
 int ebpfjit_map_is_live(const void *p);
+int ebpfjit_map_reachable(const struct ebpfjit_env *env, const void *p);
 /* Registers the map's program-visible memory (values read-only for BPF_F_RDONLY_PROG, keys
  * read-only, ring data) with `env`, recursively for inner maps, and remembers `env` so inner
  * maps set later are registered too. Call detach before freeing the env. */

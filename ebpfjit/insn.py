@@ -34,6 +34,7 @@ from .isa import (
     OpInfo,
     Source,
     jump_target,
+    written_registers,
 )
 
 SLOT = struct.Struct("<BBhi")
@@ -64,6 +65,11 @@ class Instruction:
     @property
     def kind(self) -> Kind:
         return OPCODES[self.opcode].kind
+
+    @property
+    def writes(self) -> tuple[int, ...]:
+        """Registers this instruction may change, its result first (see isa.written_registers)."""
+        return written_registers(self.info, self.dst, self.src, self.imm)
 
     @property
     def slots(self) -> int:
@@ -126,8 +132,7 @@ def check_fields(insn: Instruction) -> str | None:
                 return _field_error(insn, f"reserved field {name} must be 0, not {getattr(insn, name)}")
         return None
 
-    writes_dst = kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW)
-    if writes_dst and insn.dst == FRAME_POINTER:
+    if FRAME_POINTER in insn.writes:
         return _field_error(insn, "r10 is read-only")
     if kind is Kind.ALU:
         signed_ok = info.op in (AluOp.DIV, AluOp.MOD)

@@ -306,3 +306,25 @@ def insn_isa(opcode: int, off: int, imm: int) -> int:
 def jump_target(pc: int, off: int) -> int:
     """Slot a relative branch at `pc` lands on: offsets count slots from the next instruction."""
     return pc + 1 + off
+
+
+# Registers a call leaves changed: r0 is its result; r1-r5 are clobbered (the kernel's calling
+# convention; our engines zero them after a bpf-to-bpf call).
+CALL_WRITES = (0, 1, 2, 3, 4, 5)
+_DST_WRITERS = (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW)
+
+
+def written_registers(info: OpInfo, dst: int, src: int, imm: int) -> tuple[int, ...]:
+    """Registers an instruction may change, its result first (the one source of truth for
+    the decoder's read-only r10 rule and for every dataflow kill in the lowering).
+
+    Fetching atomics write the old value to src (cmpxchg: to r0); calls of every kind write r0
+    and clobber r1-r5; legacy packet loads write r0 and, as in the kernel, clobber r1-r5."""
+    kind = info.kind
+    if kind in _DST_WRITERS:
+        return (dst,)
+    if kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
+        return CALL_WRITES
+    if kind is Kind.ATOMIC and imm & AtomicOp.FETCH:
+        return (0,) if imm == AtomicOp.CMPXCHG else (src,)
+    return ()

@@ -37,6 +37,7 @@ struct ebpfjit_map *ebpfjit_map_create(uint32_t type, uint32_t key_size, uint32_
 void ebpfjit_map_free(struct ebpfjit_map *map);
 int ebpfjit_map_set_spin_lock(struct ebpfjit_map *map, int32_t off);
 int ebpfjit_map_is_live(const void *p);
+int ebpfjit_map_reachable(const struct ebpfjit_env *env, const void *p);
 int ebpfjit_map_attach(struct ebpfjit_env *env, struct ebpfjit_map *map);
 void ebpfjit_map_detach(struct ebpfjit_env *env, struct ebpfjit_map *map);
 uint32_t ebpfjit_map_user_value_size(const struct ebpfjit_map *map);

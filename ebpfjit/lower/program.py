@@ -177,17 +177,8 @@ def fp_transfer(insn: Instruction, state: tuple) -> tuple[tuple, bool]:
         for reg in _reads(insn):
             if _is_fp(state[reg]):
                 escapes = True
-        if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW):
-            regs[insn.dst] = NOT_FP
-        elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
-            regs[0] = NOT_FP
-            if kind is Kind.CALL and insn.src == CALL_LOCAL:   # r1-r5 read 0 after the call
-                regs[1:6] = [NOT_FP] * 5
-        elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
-            if insn.imm == AtomicOp.CMPXCHG:
-                regs[0] = NOT_FP
-            else:
-                regs[insn.src] = NOT_FP
+        for reg in insn.writes:
+            regs[reg] = NOT_FP
     regs[FP] = 0
     return tuple(regs), escapes
 
@@ -306,17 +297,13 @@ def _map_transfer(insn: Instruction, state: tuple) -> tuple:
             regs[insn.dst] = ("v", fact[1], fact[2] + delta)
         else:
             regs[insn.dst] = None
-    elif kind in (Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX):
-        regs[insn.dst] = None
-    elif kind is Kind.CALL:
+    else:
+        for reg in insn.writes:
+            regs[reg] = None
         fact = state[1]
-        lookup = (insn.src == CALL_HELPER and insn.imm == 1 and fact is not None
-                  and fact[0] == "m")
-        regs[0] = ("v", fact[1], 0) if lookup else None
-    elif kind in (Kind.CALLX, Kind.LDABS, Kind.LDIND):
-        regs[0] = None
-    elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
-        regs[0 if insn.imm == AtomicOp.CMPXCHG else insn.src] = None
+        if (kind is Kind.CALL and insn.src == CALL_HELPER and insn.imm == 1 and fact is not None
+                and fact[0] == "m"):
+            regs[0] = ("v", fact[1], 0)
     return tuple(regs)
 
 
@@ -359,12 +346,8 @@ def _arg_masks(fn: FunctionInfo, by_pc: dict[int, Instruction], arg: int,
         kind = insn.kind
         if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN):
             return arith(insn, mask)
-        if kind in (Kind.LDX, Kind.LDXSX, Kind.LDDW):
-            return mask & ~(1 << insn.dst)
-        if kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
-            return mask & ~1
-        if kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
-            return mask & ~(1 << (0 if insn.imm == AtomicOp.CMPXCHG else insn.src))
+        for reg in insn.writes:
+            mask &= ~(1 << reg)
         return mask
 
     return _forward_dataflow(fn, by_pc, 1 << arg, transfer, lambda old, new: old | new)
@@ -488,14 +471,13 @@ def _checked_transfer(pc: int, insn: Instruction, regs: tuple, facts: frozenset,
           and info.op in (AluOp.ADD, AluOp.SUB) and regs[insn.dst] is not None):
         value, delta = regs[insn.dst]
         out[insn.dst] = (value, delta + insn.imm if info.op is AluOp.ADD else delta - insn.imm)
-    elif kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.LDX, Kind.LDXSX, Kind.LDDW):
-        facts = _new_value(out, facts, pc, insn.dst)
-    elif kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
-        facts = frozenset()
-        out[1:6] = [None] * 5
-        facts = _new_value(out, facts, pc, 0)
-    elif kind is Kind.ATOMIC and insn.imm & AtomicOp.FETCH:
-        facts = _new_value(out, facts, pc, 0 if insn.imm == AtomicOp.CMPXCHG else insn.src)
+    elif insn.writes:
+        if kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
+            facts = frozenset()
+        result, *clobbered = insn.writes
+        for reg in clobbered:
+            out[reg] = None
+        facts = _new_value(out, facts, pc, result)
     return tuple(out), facts, cover
 
 
