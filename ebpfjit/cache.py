@@ -104,7 +104,7 @@ def _warn_once(directory: Path, reason: str) -> None:
             return
         _warned.add(str(directory))
     message = f"ebpfjit cache disabled: {reason}; compiling without the cache"
-    log.warning("%s", message)
+    log.debug("%s", message)        # the warning is the user-visible report (once)
     warnings.warn(message, CacheWarning, stacklevel=4)
 
 
