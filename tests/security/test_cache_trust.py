@@ -17,7 +17,7 @@ import pytest
 
 from ebpfjit import jit
 from ebpfjit.asm import assemble
-from ebpfjit.cache import (HEADER, KEY_FILE, MAGIC, CacheWarning, CompileCache, UntrustedCache)
+from ebpfjit.cache import HEADER, KEY_FILE, MAGIC, CacheWarning, CompileCache, UntrustedCache
 from ebpfjit.runtime import Env, LoadedProgram
 
 CODE = assemble("mov %r0, 0\nmov %r1, 10\nloop:\nadd %r0, %r1\nsub %r1, 1\njne %r1, 0, loop\nexit")
