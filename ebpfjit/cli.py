@@ -317,6 +317,44 @@ def cmd_conformance(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_cache(args) -> int:
+    """`cache info` / `cache clear` for the on-disk JIT cache (ebpfjit.cache)."""
+    import json
+    import warnings
+
+    from .cache import CacheWarning, CompileCache, cache_enabled
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)   # reported below, in the command's words
+        cache = CompileCache(args.dir)
+        info = cache.info()
+    if args.cache_command == "clear":
+        removed = cache.clear() if info["trusted"] else 0
+        if args.json:
+            print(json.dumps({"directory": info["directory"], "removed": removed,
+                              "refused": info["refused"]}))
+        elif info["trusted"]:
+            print(f"removed {removed} entries from {info['directory']}")
+    else:
+        info = {k: info[k] for k in ("directory", "trusted", "refused", "entries", "bytes",
+                                     "max_bytes")}
+        info["enabled"] = cache_enabled()
+        if args.json:
+            print(json.dumps(info))
+        else:
+            state = "private" if info["trusted"] else "refused"
+            if not info["enabled"]:
+                state += " (disabled by EBPFJIT_CACHE=0)"
+            print(f"directory: {info['directory']}\nstate:     {state}\n"
+                  f"entries:   {info['entries']}\n"
+                  f"bytes:     {info['bytes']} ({info['bytes'] / 2**20:.1f} MiB)\n"
+                  f"limit:     {info['max_bytes']} ({info['max_bytes'] / 2**20:.1f} MiB, "
+                  f"EBPFJIT_CACHE_MAX_BYTES)")
+    if not info["trusted"]:
+        print(f"ebpfjit: error: cache not usable: {info['refused']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(prog="ebpfjit", allow_abbrev=False,
@@ -408,6 +446,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     add_json_args(p)
     p.set_defaults(func=cmd_conformance)
+
+    p = sub.add_parser("cache", help="inspect or clear the on-disk JIT cache")
+    cache_sub = p.add_subparsers(dest="cache_command", required=True)
+    for name, text in (("info", "folder, entries, bytes and size limit"),
+                       ("clear", "delete every entry")):
+        q = cache_sub.add_parser(name, help=text)
+        q.add_argument("--dir", help="cache folder (default: EBPFJIT_CACHE_DIR, XDG_CACHE_HOME/ebpfjit "
+                                     "or ~/.cache/ebpfjit)")
+        q.add_argument("-j", "--json", action="store_true", help="JSON output")
+        q.set_defaults(func=cmd_cache)
 
     from .compare import add_compare_parser
     add_compare_parser(sub)

@@ -200,3 +200,113 @@ def test_cache_hit_load_time(tmp_path):
     times.sort()
     # Target is <= 0.5 ms (median); keep the assertion loose for noisy CI machines.
     assert times[len(times) // 2] < 0.02, times
+
+
+# --- size limit and LRU eviction -----------------------------------------------------------------
+
+SMALL = [assemble(f"mov %r0, {n}\nexit") for n in range(1, 5)]
+
+
+def key_of(cache: CompileCache, code: bytes) -> str:
+    return cache.key(jit.cache_key_parts(code, 2, True))
+
+
+def test_lru_eviction_under_a_small_limit(tmp_path):
+    probe = CompileCache(tmp_path / "probe")
+    jit.compile_program(SMALL[0], cache=probe)
+    (one,) = entries(tmp_path / "probe")
+    size = one.stat().st_size
+    # Room for three and a half entries: the fourth write evicts exactly one, the oldest.
+    cache = CompileCache(tmp_path / "c", max_bytes=size * 7 // 2)
+    for code in SMALL[:3]:
+        jit.compile_program(code, cache=cache)
+    paths = [cache.path(key_of(cache, code)) for code in SMALL[:3]]
+    for age, path in enumerate(paths):            # a known order, independent of clock ticks
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    assert jit.compile_program(SMALL[0], cache=cache).cache_hit   # a hit makes it the newest
+    assert paths[0].stat().st_mtime > 2_000_000
+    jit.compile_program(SMALL[3], cache=cache)
+    assert not paths[1].exists(), "the least recently used entry is evicted"
+    assert paths[0].exists() and paths[2].exists() and cache.path(key_of(cache, SMALL[3])).exists()
+    assert cache.stats()["evicted"] == 1
+    assert sum(p.stat().st_size for p in entries(tmp_path / "c")) <= cache.max_bytes
+    for code in SMALL:                            # evicted programs still compile and run
+        assert run_jit(code, jit.compile_program(code, cache=cache)) == code[4]
+
+
+def test_limit_counts_entries_written_by_other_processes(tmp_path):
+    writer = CompileCache(tmp_path)
+    for code in SMALL:
+        jit.compile_program(code, cache=writer)
+    size = entries(tmp_path)[0].stat().st_size
+    # A fresh process's cache sees the folder's real size on its first write.
+    cache = CompileCache(tmp_path, max_bytes=size * 2)
+    jit.compile_program(CODE, cache=cache)
+    assert sum(p.stat().st_size for p in entries(tmp_path)) <= cache.max_bytes
+    assert cache.path(key_of(cache, CODE)).exists()
+    assert cache.stats()["evicted"] >= 3
+
+
+@pytest.mark.parametrize("text, expected", [("4096", 4096), ("512K", 512 << 10), ("3M", 3 << 20),
+                                            ("1G", 1 << 30), ("2MiB", 2 << 20)])
+def test_max_bytes_from_env(monkeypatch, tmp_path, text, expected):
+    monkeypatch.setenv("EBPFJIT_CACHE_MAX_BYTES", text)
+    assert CompileCache(tmp_path).max_bytes == expected
+
+
+def test_bad_max_bytes_falls_back_to_default(monkeypatch, tmp_path):
+    from ebpfjit.cache import DEFAULT_MAX_BYTES, parse_size
+    monkeypatch.setenv("EBPFJIT_CACHE_MAX_BYTES", "lots")
+    assert CompileCache(tmp_path).max_bytes == DEFAULT_MAX_BYTES == 256 << 20
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("-1")
+
+
+# --- `ebpfjit cache info|clear` -----------------------------------------------------------------
+
+def cli(*argv, env=None):
+    return subprocess.run([sys.executable, "-m", "ebpfjit.cli", *argv], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_cache_info_and_clear(tmp_path):
+    cache = CompileCache(tmp_path)
+    for code in SMALL[:3]:
+        jit.compile_program(code, cache=cache)
+    total = sum(p.stat().st_size for p in entries(tmp_path))
+    env = {"EBPFJIT_CACHE_DIR": str(tmp_path), "EBPFJIT_CACHE_MAX_BYTES": "64M"}
+    proc = cli("cache", "info", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"directory: {tmp_path}" in proc.stdout
+    assert "entries:   3\n" in proc.stdout and f"bytes:     {total} " in proc.stdout
+    assert f"limit:     {64 << 20} " in proc.stdout and "state:     private" in proc.stdout
+    proc = cli("cache", "info", "-j", env=env)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info == {"directory": str(tmp_path), "trusted": True, "refused": None, "entries": 3,
+                    "bytes": total, "max_bytes": 64 << 20, "enabled": True}
+    proc = cli("cache", "clear", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"removed 3 entries from {tmp_path}"
+    assert not entries(tmp_path)
+    info = json.loads(cli("cache", "info", "--json", "--dir", str(tmp_path)).stdout)
+    assert info["entries"] == 0 and info["bytes"] == 0
+    # The key survives a clear: the next entry is still authenticated by the same key.
+    assert (tmp_path / "hmac.key").stat().st_size == 32
+
+
+def test_cli_cache_refused_folder(tmp_path):
+    folder = tmp_path / "open"
+    folder.mkdir()
+    os.chmod(folder, 0o777)
+    for command in ("info", "clear"):
+        proc = cli("cache", command, "--dir", str(folder))
+        assert proc.returncode == 1
+        assert "writable by other users" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads(cli("cache", "info", "-j", "--dir", str(folder)).stdout)["trusted"] is False
+
+
+def test_cli_cache_needs_a_subcommand():
+    proc = cli("cache")
+    assert proc.returncode == 2 and "info" in proc.stderr
