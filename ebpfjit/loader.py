@@ -204,6 +204,11 @@ class ObjectProgram(Program):
 
     # --- helpers -------------------------------------------------------------------------
 
+    def _describe_faults(self, loaded) -> None:
+        loaded.line_info = self.spec.line_info
+        if self._packet_model() is not None:
+            loaded.mem_name = "packet"
+
     def _jit_maps(self):
         # The object's maps, in the order load() gave them to env.set_maps.
         return tuple((int(m.spec.type), int(m.spec.key_size), int(m.spec.value_size),
@@ -562,6 +567,7 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
     for m in maps.values():
         m.attach(env)
     env.set_maps([m.ptr for m in maps.values()])
+    env.map_names = list(maps)
     obj = Object(spec, env, maps, ncpus)
     obj._keep_maps = list(maps.values())
     chosen = list(spec.programs) if programs is None else list(programs)
