@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from .errors import EbpfError
+from .errors import EbpfError, ExecutionError
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -110,7 +110,11 @@ def cmd_run(args) -> int:
         counts: dict[str, int] = {}
         out_packets = []
         for index, packet in enumerate(packets):
-            retval, data_out, _ = prog.test_run(packet, engine=args.engine)
+            try:
+                retval, data_out, _ = prog.test_run(packet, engine=args.engine)
+            except ExecutionError as err:
+                err.packet_index = index    # the fault names the packet of the pcap
+                raise
             verdict = verdict_name(prog, retval)
             counts[verdict] = counts.get(verdict, 0) + 1
             out_packets.append(data_out)

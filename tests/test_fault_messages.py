@@ -88,3 +88,18 @@ def test_far_address_is_not_printed():
         assert err.region is None and err.offset is None
         assert "not in stack, memory or any map" in str(err)
         assert "123456789" not in str(err)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cli_run_pcap_fault_names_packet_index_and_source(tmp_path, capsys, engine):
+    from ebpfjit import cli, pcap
+    path = tmp_path / "in.pcap"
+    pcap.write_file(path, [bytes(60), bytes(14), bytes(60)])
+    status = cli.main(["run", str(OBJ), "--program", "missing_check", "--engine", engine,
+                       "--pcap", str(path)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.startswith("ebpfjit: error: packet 1: pc ")
+    assert "out-of-bounds load of 1 bytes at packet offset 23 of 14 bytes" in err
+    assert "r1 = *(u8 *)(r1 + 0x17)" in err
+    assert "@ ./tests/progs/fault_source.c:23" in err
