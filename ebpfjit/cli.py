@@ -70,7 +70,12 @@ def cmd_disasm(args) -> int:
     for name, prog, _ in progs:
         if len(progs) > 1 or prog.name != "prog":
             print(f"{name}:")
-        print(prog.disassemble(syntax=args.syntax))
+        if hasattr(prog, "spec"):
+            if args.xlated:
+                print("; xlated: after the load-time context-access rewrite")
+            print(prog.disassemble(syntax=args.syntax, xlated=args.xlated))
+        else:
+            print(prog.disassemble(syntax=args.syntax))
     return 0
 
 
@@ -266,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("disasm", help="disassemble bytecode or an ELF object")
     add_prog_args(p)
     p.add_argument("--syntax", choices=("llvm", "conformance"), default="llvm")
+    p.add_argument("--xlated", action="store_true",
+                   help="an object's program after the load-time context-access rewrite")
     p.set_defaults(func=cmd_disasm)
 
     p = sub.add_parser("run", help="run a program once and print r0 (or the verdict)")
