@@ -136,6 +136,11 @@ struct ebpfjit_state {
     /* bpf_spin_locks this run holds (helpers_maps.c); ebpfjit_run releases them at the end */
     uint32_t nlocks;
     uint64_t locks[EBPFJIT_MAX_HELD_LOCKS];
+    /* the run's mem and ctx regions when it faulted (ebpfjit_fault): the test-run models clear
+     * them after the run, fault messages still name offsets into them */
+    uint64_t fault_mem_base, fault_mem_len, fault_ctx_base, fault_ctx_len;
+    uint64_t fault_frame_lo[EBPFJIT_MAX_FRAMES];
+    uint32_t fault_depth;
 };
 
 /* --- core runtime (runtime.c) --- */

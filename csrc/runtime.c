@@ -36,6 +36,12 @@ int32_t ebpfjit_fault(struct ebpfjit_state *st, int32_t status, int32_t pc, uint
         st->fault_pc = pc;
         st->fault_addr = addr;
         st->fault_size = size;
+        st->fault_mem_base = st->mem_base;
+        st->fault_mem_len = st->mem_len;
+        st->fault_ctx_base = st->run_ctx && st->nregions ? st->regions[0].base : 0;
+        st->fault_ctx_len = st->run_ctx && st->nregions ? st->regions[0].len : 0;
+        memcpy(st->fault_frame_lo, st->frame_lo, sizeof st->fault_frame_lo);
+        st->fault_depth = st->depth;
     }
     return status;
 }

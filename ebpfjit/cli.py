@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from .errors import EbpfError
+from .errors import EbpfError, ExecutionError
 
 ELF_MAGIC = b"\x7fELF"
 RAW_SUFFIXES = (".bin", ".raw")      # taken as raw bytecode without --raw
@@ -91,14 +91,22 @@ def cmd_asm(args) -> int:
 def cmd_disasm(args) -> int:
     progs = _load_programs(args.file, args.program, args.section, args.raw)
     if _wants_json(args):
-        _emit_json(args, [{"name": name, "insns": prog.disassemble(syntax=args.syntax).splitlines()}
-                          for name, prog, _ in progs])
+        _emit_json(args, [{"name": name, "xlated": bool(args.xlated and hasattr(prog, "spec")),
+                           "insns": _disassembly(prog, args).splitlines()} for name, prog, _ in progs])
         return 0
     for name, prog, _ in progs:
         if len(progs) > 1 or prog.name != "prog":
             print(f"{name}:")
-        print(prog.disassemble(syntax=args.syntax))
+        if args.xlated and hasattr(prog, "spec"):
+            print("; xlated: after the load-time context-access rewrite")
+        print(_disassembly(prog, args))
     return 0
+
+
+def _disassembly(prog, args) -> str:
+    if hasattr(prog, "spec"):     # an object's program: as the object has it, or --xlated
+        return prog.disassemble(syntax=args.syntax, xlated=args.xlated)
+    return prog.disassemble(syntax=args.syntax)
 
 
 def _mem_from_args(args, default: bytes | None) -> bytearray:
@@ -131,7 +139,11 @@ def cmd_run(args) -> int:
         counts: dict[str, int] = {}
         out_packets = []
         for index, packet in enumerate(packets):
-            retval, data_out, _ = prog.test_run(packet, engine=args.engine, budget=args.budget)
+            try:
+                retval, data_out, _ = prog.test_run(packet, engine=args.engine, budget=args.budget)
+            except ExecutionError as err:
+                err.packet_index = index    # the fault names the packet of the pcap
+                raise
             verdict = verdict_name(prog, retval)
             counts[verdict] = counts.get(verdict, 0) + 1
             out_packets.append(data_out)
@@ -389,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("disasm", help="disassemble bytecode or an ELF object")
     add_prog_args(p)
     p.add_argument("--syntax", choices=("llvm", "conformance"), default="llvm")
+    p.add_argument("--xlated", action="store_true",
+                   help="an object's program after the load-time context-access rewrite")
     add_json_args(p)
     p.set_defaults(func=cmd_disasm)
 

@@ -482,7 +482,10 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     text = None
     if asm:
         our_prog = ours["jit"][1] if "jit" in ours else load(path).programs[program]
-        text = side_by_side(kinfo, our_prog.code, opt_level, maps=our_prog._jit_maps())
+        if kinfo is not None and kinfo.jited and kinfo.xlated:
+            text = aligned_asm(kinfo, our_prog, opt_level)
+        else:
+            text = side_by_side(kinfo, our_prog.code, opt_level, maps=our_prog._jit_maps())
     if kobj is not None:
         kobj.close()
     return Report(path, program, pspec.type.name.lower(), engines, rows, map_diffs,
@@ -571,6 +574,20 @@ def kernel_asm_by_insn(info) -> list[tuple[int | None, list[str]]]:
             chunks[-1][1].append(f"    {insn.mnemonic} {insn.op_str}".rstrip())
         pos += n
     return [c for c in chunks if c[1]]
+
+
+def aligned_asm_rows(info, prog, opt_level: int = 2):
+    """Rows per original eBPF instruction of `prog` (an ObjectProgram), aligned with the
+    kernel's xlated image through its line info (see ebpfjit.asmalign)."""
+    from .asmalign import build_rows
+    return build_rows(prog.spec.code, prog.spec.line_info, info,
+                      our_asm_by_pc(prog.code, opt_level, prog._jit_maps()),
+                      kernel_asm_by_insn(info), map_names=list(prog.object.maps))
+
+
+def aligned_asm(info, prog, opt_level: int = 2) -> str:
+    from .asmalign import format_rows
+    return format_rows(aligned_asm_rows(info, prog, opt_level))
 
 
 def side_by_side(info, our_code: bytes | None, opt_level: int = 2, width: int = 52,

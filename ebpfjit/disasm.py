@@ -20,7 +20,9 @@ Two syntaxes:
   - ``ldind`` shows its immediate when non-zero (``r0 = *(u32 *)skb[r1 + 0x4]``); llvm drops it.
   - An ``lddw`` with a pseudo source prints ``r1 = map_fd(0x3) ll`` (llvm prints the relocated
     value, the kernel ``map[id:..]``); names: map_fd, map_value, btf_id, func, map_idx,
-    map_idx_value for src 1..6.
+    map_idx_value for src 1..6. Given the object's map names, src 1/2 print bpftool's
+    ``r1 = map[counts] ll`` / ``r1 = map[.bss][0]+0x4 ll``; given line info, each record's
+    source line precedes its instruction as ``; <text> @ file:line``.
   - There is no ``<sym+off>`` annotation after jumps (there are no symbols); with ``labels=True``
     jumps get ``<L12>`` and each target slot gets an ``L12:`` line.
 
@@ -54,7 +56,7 @@ exit
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction, decode, iter_pcs
 from .isa import (
@@ -102,7 +104,8 @@ def _target(insn: Instruction, pc: int | None, off: int, labels: dict[int, str] 
     return ""
 
 
-def _llvm(insn: Instruction, pc: int | None, labels: dict[int, str] | None) -> str:
+def _llvm(insn: Instruction, pc: int | None, labels: dict[int, str] | None,
+          map_names: Sequence[str] | None = None) -> str:
     info = OPCODES.get(insn.opcode)
     if info is None:
         return "<unknown>"
@@ -122,6 +125,12 @@ def _llvm(insn: Instruction, pc: int | None, labels: dict[int, str] | None) -> s
     if kind is Kind.ENDIAN:
         return f"r{d} = {info.mnemonic}{imm} r{d}"
     if kind is Kind.LDDW:
+        if s in (1, 2) and map_names is not None and 0 <= (insn.imm & 0xFFFFFFFF) < len(map_names):
+            # bpftool's form, with the object's map name: map[counts], map[.bss][0]+0x4.
+            name = map_names[insn.imm & 0xFFFFFFFF]
+            if s == 1:
+                return f"r{d} = map[{name}] ll"
+            return f"r{d} = map[{name}][0]+{(insn.imm >> 32) & 0xFFFFFFFF:#x} ll"
         if s in LDDW_PSEUDO:
             return f"r{d} = {LDDW_PSEUDO[s]}({_shex(_s64(imm))}) ll"
         return f"r{d} = {_shex(_s64(imm))} ll"
@@ -186,7 +195,8 @@ def _mem_conf(reg: int, off: int) -> str:
     return f"[%r{reg}{off:+d}]"
 
 
-def _conformance(insn: Instruction, pc: int | None, labels: dict[int, str] | None) -> str:
+def _conformance(insn: Instruction, pc: int | None, labels: dict[int, str] | None,
+                 map_names: Sequence[str] | None = None) -> str:
     info = OPCODES.get(insn.opcode)
     if info is None:
         return f"# unknown opcode {insn.opcode:#04x}"
@@ -248,7 +258,8 @@ _FORMATTERS = {"llvm": _llvm, "conformance": _conformance}
 
 
 def format_insn(insn: Instruction, pc: int | None = None, syntax: str = "llvm", *,
-                labels: dict[int, str] | None = None) -> str:
+                labels: dict[int, str] | None = None,
+                map_names: Sequence[str] | None = None) -> str:
     """One instruction as text (no pc prefix).
 
     Args:
@@ -256,6 +267,8 @@ def format_insn(insn: Instruction, pc: int | None = None, syntax: str = "llvm", 
         pc: its slot index; needed only to resolve jump targets to `labels`.
         syntax: "llvm" (llvm-objdump's C-like syntax) or "conformance" (the mnemonic dialect).
         labels: slot -> label name; jumps to those slots print the name.
+        map_names: the object's map names by index: an lddw of a map (src 1/2) prints
+            ``map[NAME]`` / ``map[NAME][0]+0x4`` (bpftool's form) instead of ``map_fd(0x0)``.
 
     >>> format_insn(Instruction(0xbf, dst=1, src=2, off=8))
     'r1 = (s8)r2'
@@ -266,11 +279,13 @@ def format_insn(insn: Instruction, pc: int | None = None, syntax: str = "llvm", 
         formatter = _FORMATTERS[syntax]
     except KeyError:
         raise ValueError(f"unknown syntax {syntax!r} (expected one of {', '.join(SYNTAXES)})") from None
-    return formatter(insn, pc, labels)
+    return formatter(insn, pc, labels, map_names)
 
 
 def disassemble(code_or_insns: bytes | bytearray | memoryview | Iterable[Instruction],
-                syntax: str = "llvm", *, labels: bool = False, pcs: bool | None = None) -> str:
+                syntax: str = "llvm", *, labels: bool = False, pcs: bool | None = None,
+                map_names: Sequence[str] | None = None,
+                line_info: Sequence[tuple[int, str, int, str]] = ()) -> str:
     """Disassemble bytecode (or decoded instructions) into a listing, one instruction per line.
 
     Args:
@@ -280,6 +295,10 @@ def disassemble(code_or_insns: bytes | bytearray | memoryview | Iterable[Instruc
         labels: emit `L<pc>:` lines before jump/call targets and name them in jump operands.
         pcs: prefix each line with its slot index (llvm) / append `# pc N` (conformance).
             Default: True for "llvm", False for "conformance".
+        map_names: the object's map names by index (see format_insn).
+        line_info: (slot, file, line, source text) records (ProgramSpec.line_info): each
+            starts with a line ``; <source text> @ file:line``, as
+            ``bpftool prog dump xlated linum`` prints them.
 
     Raises:
         DecodeError: the bytes do not decode.
@@ -302,10 +321,15 @@ def disassemble(code_or_insns: bytes | bytearray | memoryview | Iterable[Instruc
         names = {t: f"L{t}" for t in sorted(targets)}
     width = max(4, len(str(pairs[-1][0]))) if pairs else 4
     lines = []
+    sources: dict[int, list[str]] = {}
+    for slot, file, line, text in line_info:
+        mark = ";" if syntax == "llvm" else "#"     # the conformance dialect's comment
+        sources.setdefault(slot, []).append(f"{mark} {text.strip()} @ {file}:{line}")
     for pc, insn in pairs:
+        lines.extend(sources.get(pc, ()))
         if names and pc in names:
             lines.append(f"{names[pc]}:")
-        text = format_insn(insn, pc, syntax, labels=names)
+        text = format_insn(insn, pc, syntax, labels=names, map_names=map_names)
         if pcs and syntax == "llvm":
             text = f"{pc:>{width}}: {text}"
         elif pcs:

@@ -57,17 +57,42 @@ class VerifierError(EbpfError, ValueError):
 class ExecutionError(EbpfError, RuntimeError):
     """A run stopped by the runtime: out-of-bounds access, unknown helper, call depth, budget.
 
-    `kind` is a short machine-readable word, `pc` the faulting instruction slot.
+    `kind` is a short machine-readable word, `pc` the faulting instruction slot. Where known:
+    `insn_text` (the instruction, llvm-objdump syntax), `source_file`/`line`/`source_text` (from
+    .BTF.ext line info), `region` and `offset` (the memory a stray access overlaps or comes
+    nearest to, e.g. "packet", "stack", "map 'counts' value"), and `packet_index`, set by whoever
+    runs packets in batches (run_batch, the CLI) to the index of the packet that faulted.
     """
 
     def __init__(self, message: str, kind: str = "fault", pc: int | None = None,
-                 addr: int | None = None, size: int | None = None):
+                 addr: int | None = None, size: int | None = None, *,
+                 insn_text: str | None = None, source_file: str | None = None,
+                 line: int | None = None, source_text: str | None = None,
+                 region: str | None = None, offset: int | None = None):
         self.kind = kind
         self.pc = pc
         self.addr = addr
         self.size = size
         self.reason = message
-        super().__init__(f"pc {pc}: {message}" if pc is not None else message)
+        self.insn_text = insn_text
+        self.source_file = source_file
+        self.line = line
+        self.source_text = source_text
+        self.region = region
+        self.offset = offset
+        self.packet_index: int | None = None
+        text = f"pc {pc}: {message}" if pc is not None else message
+        # The instruction is named for memory faults and in objects with line info; other
+        # faults of raw bytecode keep their one-line text.
+        if insn_text and (source_file or kind in ("oob_load", "oob_store")):
+            text += f"\n  insn {pc}: {insn_text}"
+        if source_file:
+            text += f"\n  ; {(source_text or '').strip()} @ {source_file}:{line}"
+        super().__init__(text)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if self.packet_index is None else f"packet {self.packet_index}: {text}"
 
 
 class MapError(EbpfError, ValueError):

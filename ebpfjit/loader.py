@@ -204,6 +204,24 @@ class ObjectProgram(Program):
 
     # --- helpers -------------------------------------------------------------------------
 
+    def disassemble(self, syntax: str = "llvm", *, xlated: bool = False) -> str:
+        """The program as the object has it (map names, source lines interleaved), or with
+        `xlated` as it runs: after the load-time context-access rewrite (convert_context)."""
+        from .disasm import disassemble
+        names = list(self.object.maps)
+        if not xlated:
+            return disassemble(self.spec.code, syntax, map_names=names,
+                               line_info=self.spec.line_info)
+        # The rewrite keeps every slot where it is, so the line info still applies.
+        same_slots = len(self.code) == len(self.spec.code)
+        return disassemble(self.insns, syntax, map_names=names,
+                           line_info=self.spec.line_info if same_slots else ())
+
+    def _describe_faults(self, loaded) -> None:
+        loaded.line_info = self.spec.line_info
+        if self._packet_model() is not None:
+            loaded.mem_name = "packet"
+
     def _jit_maps(self):
         # The object's maps, in the order load() gave them to env.set_maps.
         return tuple((int(m.spec.type), int(m.spec.key_size), int(m.spec.value_size),
@@ -562,6 +580,7 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
     for m in maps.values():
         m.attach(env)
     env.set_maps([m.ptr for m in maps.values()])
+    env.map_names = list(maps)
     obj = Object(spec, env, maps, ncpus)
     obj._keep_maps = list(maps.values())
     chosen = list(spec.programs) if programs is None else list(programs)

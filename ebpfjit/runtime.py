@@ -97,6 +97,7 @@ class Env:
         self._py_helpers: dict[int, Callable[..., Any]] = {}
         self._keep: dict[Any, Any] = {}
         self._maps_array = None
+        self.map_names: list[str] | None = None    # names of set_maps' maps, for fault messages
         _ENVS[_addr(self.ptr)] = self
 
     def register_helper(self, helper_id: int, fn: Callable[..., Any] | int | Any) -> None:
@@ -234,6 +235,9 @@ class LoadedProgram:
         self.ptr.nslots = len(code) // 8
         self.ptr.prog_type = prog_type
         self.ptr.env = env.ptr
+        # What fault messages name (set by the owner): source lines, the name of the run's memory.
+        self.line_info: Sequence[tuple[int, str, int, str]] = ()
+        self.mem_name = "memory"
         self._jit_keep = None
         self._jit_retired: list[object] = []
         self._jit_address = None
@@ -426,7 +430,7 @@ class LoadedProgram:
             try:
                 self._raise(st, budget)
             except ExecutionError as err:
-                err.batch_index = done
+                err.batch_index = err.packet_index = done
                 err.results = verdicts[:done]
                 if hasattr(err, "add_note"):
                     err.add_note(f"in packet {done} of the batch ({len(verdicts[:done])} "
@@ -459,7 +463,8 @@ class LoadedProgram:
         return r0
 
     def _raise(self, st, budget: int):
-        err = fault_to_error(st, self._insns(), budget=budget)
+        err = fault_to_error(st, self._insns(), budget=budget, line_info=self.line_info,
+                             mem_name=self.mem_name, map_names=self.env.map_names)
         cause = _tls.__dict__.pop("helper_exc", None)
         if cause is not None and st.status == lib.EBPFJIT_ERR_HELPER:
             if not isinstance(cause, Exception):
@@ -507,28 +512,99 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-def _where(st, addr: int, size: int) -> str:
-    """Say where an address is relative to the memory a program knows."""
-    if addr < 4096:
-        return "null pointer"
-    base, length = st.mem_base, st.mem_len
-    if length and base - 65536 <= addr <= base + length + 65536:
-        off = addr - base
-        return f"mem{off:+#x}, mem is {length} bytes"
-    depth = min(st.depth, MAX_FRAMES)
+# A fault address within this many bytes of a region is described relative to it; farther away
+# the message names no address at all (a host address in an error message is an info leak).
+_NEAR = 65536
+
+
+def _regions(st, mem_name: str, map_names: Sequence[str] | None):
+    """(describe, base, length) for every memory the faulting run knew; describe(offset from
+    base) gives (region name, offset as shown, "of N bytes")."""
+    out = []
+    depth = min(st.fault_depth, MAX_FRAMES)
     for i in range(depth - 1, -1, -1):
-        lo = st.frame_lo[i]
-        if lo and lo - 65536 <= addr <= lo + STACK_SIZE + 65536:
-            frame = "" if i == depth - 1 else f" of frame {i}"
-            return f"r10{addr - (lo + STACK_SIZE):+d}{frame}"
-    return ""
+        lo = st.fault_frame_lo[i]
+        if lo:
+            out.append((lambda off, i=i: ("stack", off - STACK_SIZE, f"of frame {i} "
+                                          f"({STACK_SIZE} bytes)"), lo, STACK_SIZE))
+    # The snapshot ebpfjit_fault took: a test-run model clears the live regions after the run.
+    if st.fault_mem_len:
+        out.append((lambda off, n=st.fault_mem_len: (mem_name, off, f"of {n} bytes"),
+                    st.fault_mem_base, st.fault_mem_len))
+    if st.fault_ctx_len:
+        out.append((lambda off, n=st.fault_ctx_len: ("context", off, f"of {n} bytes"),
+                    st.fault_ctx_base, st.fault_ctx_len))
+    env = st.env
+    if env != ffi.NULL and map_names:
+        # Only maps the loader named: those are `struct ebpfjit_map` (set_maps takes any pointer).
+        for i, name in enumerate(map_names[:env.nmaps]):
+            m = ffi.cast("struct ebpfjit_map *", env.maps[i])
+            if m.arena != ffi.NULL and m.arena_len and m.value_stride:
+                out.append((_map_value_text(name, m), _addr(m.arena), m.arena_len))
+            if m.keys != ffi.NULL and m.keys_len:
+                out.append((lambda off, name=name, n=m.keys_len:
+                            (f"map {name!r} key storage", off, f"of {n} bytes"),
+                            _addr(m.keys), m.keys_len))
+    return out
 
 
-def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = None
-                   ) -> ExecutionError:
+def _map_value_text(name: str, m):
+    stride, elem, size = m.value_stride, m.elem_size or m.value_stride, m.base.value_size
+    count = m.arena_len // stride
+
+    def describe(off: int) -> str:
+        # Values are `value_stride` apart (per-CPU copies `elem_size` apart inside one stride):
+        # name the offset inside the value the access came nearest to.
+        entry = min(max(off // stride, 0), count - 1)
+        rest = off - entry * stride
+        if 0 <= rest < stride and elem:
+            rest %= elem
+        return f"map {name!r} value", rest, f"of {size} bytes"
+    return describe
+
+
+def describe_address(st, addr: int, size: int, mem_name: str = "memory",
+                     map_names: Sequence[str] | None = None) -> tuple[str | None, int | None, str]:
+    """(region, offset, text) for an access of `size` bytes at `addr` in the run `st`.
+
+    The region is the one the access overlaps or comes nearest to (within 64 KiB); the text
+    never contains a host address."""
+    if addr < 4096:
+        return "null", addr, f"null pointer (address {addr:#x})"
+    best = None
+    for describe, base, length in _regions(st, mem_name, map_names):
+        gap = 0 if base <= addr + size and addr <= base + length else min(
+            abs(addr - (base + length)), abs(base - (addr + size)))
+        if gap <= _NEAR and (best is None or gap < best[0]):
+            best = (gap, describe, base)
+    if best is None:
+        return None, None, f"not in stack, {mem_name} or any map"
+    _, describe, base = best
+    region, offset, extent = describe(addr - base)
+    return region, offset, f"{region} offset {offset} {extent}"
+
+
+def fault_line(pc: int | None, line_info: Sequence[tuple[int, str, int, str]]):
+    """The (file, line, source text) of the last line-info record at or before `pc`."""
+    if pc is None or not line_info:
+        return None
+    found = None
+    for slot, file, line, text in line_info:
+        if slot > pc:
+            break
+        found = (file, line, text)
+    return found
+
+
+def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = None, *,
+                   line_info: Sequence[tuple[int, str, int, str]] = (), mem_name: str = "memory",
+                   map_names: Sequence[str] | None = None) -> ExecutionError:
     """The ExecutionError describing the fault recorded in `st` (a `struct ebpfjit_state *`).
 
-    `insns` (decoded instructions) and `budget` (the run's initial budget) sharpen the message.
+    The one formatter of both engines' faults. `insns` (decoded instructions) and `budget` (the
+    run's initial budget) sharpen the message; `line_info` (ProgramSpec.line_info) names the
+    source line, `mem_name` the run's memory ("packet" for packet programs) and `map_names`
+    (the names of env.maps, in order) the map a stray access came nearest to.
     """
     status = st.status
     pc = st.fault_pc if st.fault_pc >= 0 else None
@@ -538,12 +614,13 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
     if insns is not None and pc is not None:
         from .insn import iter_pcs
         insn = next((i for p, i in iter_pcs(insns) if p == pc), None)
+    place = _place(pc, insn, line_info)
     if status in (lib.EBPFJIT_ERR_OOB_LOAD, lib.EBPFJIT_ERR_OOB_STORE):
         what = "load" if status == lib.EBPFJIT_ERR_OOB_LOAD else "store"
-        where = _where(st, addr, size)
-        message = (f"out-of-bounds {what} of {size} bytes at {addr:#x} "
-                   f"({where + '; ' if where else ''}not in stack, memory or any map)")
-        return ExecutionError(message, kind=kind, pc=pc, addr=addr, size=size)
+        region, offset, where = describe_address(st, addr, size, mem_name, map_names)
+        message = f"out-of-bounds {what} of {size} bytes at {where}"
+        return ExecutionError(message, kind=kind, pc=pc, addr=addr, size=size, region=region,
+                              offset=offset, **place)
     if status == lib.EBPFJIT_ERR_UNKNOWN_HELPER:
         message = f"unknown helper {_s32(info) if info >> 32 in (0, 0xFFFFFFFF) else info}"
     elif status == lib.EBPFJIT_ERR_CALL_DEPTH:
@@ -558,11 +635,11 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
         reason = _LOCK_REASONS.get(info >> 32) if info & 0xFFFFFFFF in (93, 94) else None
         if reason is not None:
             return ExecutionError(reason.format(addr=addr), kind=kind, pc=pc, addr=addr or None,
-                                  size=size or None)
+                                  size=size or None, **place)
         if (info & ~0x0FFFFFFF) == lib.EBPFJIT_CALLBACK_TAG:
             message = (f"helper {helper} failed: callback value {info:#x} names pc "
                        f"{info & 0x0FFFFFFF}, which is not a callable function")
-            return ExecutionError(message, kind=kind, pc=pc)
+            return ExecutionError(message, kind=kind, pc=pc, **place)
         message = f"helper {helper} failed"
         cause = _tls.__dict__.get("helper_exc")
         if cause is not None:
@@ -573,7 +650,15 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
         message = _bad_insn_message(insn, info)
     else:
         message = f"run failed with status {status}"
-    return ExecutionError(message, kind=kind, pc=pc, addr=addr or None, size=size or None)
+    return ExecutionError(message, kind=kind, pc=pc, addr=addr or None, size=size or None, **place)
+
+
+def _place(pc, insn, line_info) -> dict[str, Any]:
+    from .disasm import format_insn
+    src = fault_line(pc, line_info)
+    return {"insn_text": format_insn(insn) if insn is not None else None,
+            "source_file": src[0] if src else None, "line": src[1] if src else None,
+            "source_text": src[2] if src else None}
 
 
 _LOCK_REASONS = {

@@ -9,6 +9,9 @@ these tests need neither clang nor llvm-objdump. 32-bit atomics were printed wit
 from __future__ import annotations
 
 import doctest
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from conftest import conformance_params
 import ebpfjit.asm
 import ebpfjit.disasm
 import ebpfjit.insn
+import ebpfjit.insn as _insn
 import ebpfjit.isa
 from ebpfjit import testdata
 from ebpfjit.asm import assemble
@@ -280,3 +284,93 @@ def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# --- object listings (`ebpfjit disasm OBJ`) against llvm-objdump-19 ---------------------------
+
+_OBJDUMP = shutil.which("llvm-objdump-19")
+_PROGS = Path(__file__).parent / "progs"
+_SYMBOL = re.compile(r"^([0-9a-f]+) <(.+)>:$")
+_ROW = re.compile(r"^\s*(\d+):\t[0-9a-f ]+\t(.*)$")
+
+
+def _objdump_functions(path: Path) -> dict[str, list[tuple[int, str]]]:
+    """{function: [(slot from the function's start, text without <sym+off>)]}"""
+    out: dict[str, list[tuple[int, str]]] = {}
+    rows = start = None
+    text = subprocess.run([_OBJDUMP, "-d", str(path)], check=True, capture_output=True,
+                          text=True).stdout
+    for line in text.splitlines():
+        if m := _SYMBOL.match(line):
+            rows = out.setdefault(m.group(2), [])
+            start = int(m.group(1), 16) // 8
+        elif rows is not None and (m := _ROW.match(line)):
+            text = re.sub(r" <[\w.]+(\+0x[0-9a-f]+)?>$", "", m.group(2).strip())
+            rows.append((int(m.group(1)) - start, text))
+    return out
+
+
+@pytest.mark.skipif(_OBJDUMP is None, reason="llvm-objdump-19 is not installed")
+@pytest.mark.parametrize("path", sorted(_PROGS.glob("*.o")), ids=lambda p: p.stem)
+def test_object_listing_matches_llvm_objdump(path):
+    import ebpfjit
+    obj = ebpfjit.load(path)
+    functions = _objdump_functions(path)
+    names = list(obj.maps)
+    for name, prog in obj.programs.items():
+        ours = {}
+        for line in prog.disassemble().splitlines():
+            if not line.startswith(";"):
+                pc, text = line.split(": ", 1)
+                ours[int(pc)] = text
+        insns = dict(_insn.iter_pcs(_insn.decode(prog.spec.code, validate=False)))
+        for slot, text in functions[name]:
+            insn = insns[slot]
+            if insn.opcode == 0x18 and insn.src in (1, 2):
+                # llvm prints the unrelocated value (0 or the symbol's offset in its section);
+                # we name the map and the value offset the relocation gave.
+                off = (insn.imm >> 32) & 0xFFFFFFFF
+                assert re.fullmatch(rf"r{insn.dst} = 0x[0-9a-f]+ ll", text)
+                name_ = names[insn.imm & 0xFFFFFFFF]
+                assert ours[slot] == (f"r{insn.dst} = map[{name_}] ll" if insn.src == 1 else
+                                      f"r{insn.dst} = map[{name_}][0]+{off:#x} ll")
+            elif insn.opcode == 0x18 and insn.src == 4:
+                # A callback's address: llvm prints the unrelocated 0, we the target slot.
+                assert (text, ours[slot]) == (f"r{insn.dst} = 0x0 ll",
+                                              f"r{insn.dst} = func({insn.imm:#x}) ll")
+            elif insn.opcode == 0x85 and insn.src == 1:
+                # The offset is the linked one (subprograms are appended after the entry).
+                assert re.fullmatch(r"call -?0x[0-9a-f]+", text)
+                assert ours[slot] == ("call pc+" if insn.imm >= 0 else "call pc-") + \
+                    f"{abs(insn.imm):#x}"
+            elif insn.opcode in (0xc3,) or text == "<unknown>":
+                continue    # 32-bit atomics: see the module docstring of ebpfjit.disasm
+            else:
+                assert ours[slot] == text, (name, slot)
+
+
+def test_object_listing_interleaves_source_lines_and_names_maps():
+    import ebpfjit
+    prog = ebpfjit.load(_PROGS / "fault_source.o").program("value_overrun")
+    lines = prog.disassemble().splitlines()
+    lookup = next(i for i, line in enumerate(lines) if "map[counts] ll" in line)
+    assert lines[lookup - 1].startswith("; __u64 *count = bpf_map_lookup_elem(&counts, &key); @ "
+                                        "./tests/progs/fault_source.c:")
+    assert "map_fd" not in prog.disassemble()
+
+
+def test_xlated_listing_differs_where_ctx_accesses_are_rewritten(capsys):
+    from ebpfjit import cli
+    path = str(_PROGS / "xdp_parser_counters.o")
+    assert cli.main(["disasm", path]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert cli.main(["disasm", path, "--xlated"]) == 0
+    xlated = capsys.readouterr().out.splitlines()
+    assert xlated[1] == "; xlated: after the load-time context-access rewrite"
+    del xlated[1]
+    # xdp_md->data_end (u32 at 4) becomes the model's u64 pointer; nothing else changes.
+    assert "   0: r6 = *(u32 *)(r1 + 0x4)" in plain
+    assert "   0: r6 = *(u32 *)(r1 + 0x4)" not in xlated
+    changed = [(a, b) for a, b in zip(plain, xlated) if a != b]
+    assert changed and len(plain) == len(xlated)
+    assert all("(r1 + " in a and "*(u64 *)" in b for a, b in changed)

@@ -13,6 +13,7 @@ import pytest
 
 from ebpfjit import insn as _insn
 from ebpfjit.asm import assemble
+from ebpfjit.disasm import format_insn
 from ebpfjit.errors import DecodeError, EbpfError, ExecutionError
 from ebpfjit.insn import Instruction as I
 from ebpfjit.isa import OPCODES, Kind
@@ -548,37 +549,58 @@ def test_default_budget_message():
 # --- out-of-bounds ---------------------------------------------------------------------------
 
 OOB_CASES = [
-    ("stack top", "ldxb %r0, [%r10+0]\nexit", b"", "oob_load", 0, 1),
-    ("stack overflow +8", "ldxdw %r0, [%r10+8]\nexit", b"", "oob_load", 0, 8),
-    ("stack underflow -520", "ldxdw %r0, [%r10-520]\nexit", b"", "oob_load", 0, 8),
-    ("straddles stack bottom", "ldxdw %r0, [%r10-516]\nexit", b"", "oob_load", 0, 8),
-    ("mem + len", "ldxb %r0, [%r1+8]\nexit", bytes(8), "oob_load", 0, 1),
-    ("mem partial", "ldxdw %r0, [%r1+1]\nexit", bytes(8), "oob_load", 0, 8),
-    ("mem before", "ldxb %r0, [%r1-1]\nexit", bytes(8), "oob_load", 0, 1),
-    ("null", "mov %r1, 0\nldxw %r0, [%r1+0]\nexit", b"", "oob_load", 1, 4),
-    ("store past mem", "stw [%r1+6], 1\nexit", bytes(8), "oob_store", 0, 4),
-    ("store below stack", "stxdw [%r10-513], %r1\nexit", b"", "oob_store", 0, 8),
-    ("atomic past mem", "mov %r2, 1\nlock add [%r1+8], %r2\nexit", bytes(8), "oob_store", 1, 8),
-    ("wrapping address", "lddw %r1, 0xfffffffffffffffc\nldxdw %r0, [%r1+0]\nexit", b"", "oob_load", 2, 8),
+    ("stack top", "ldxb %r0, [%r10+0]\nexit", b"", "oob_load", 0, 1,
+     'stack offset 0 of frame 0 (512 bytes)'),
+    ("stack overflow +8", "ldxdw %r0, [%r10+8]\nexit", b"", "oob_load", 0, 8,
+     'stack offset 8 of frame 0 (512 bytes)'),
+    ("stack underflow -520", "ldxdw %r0, [%r10-520]\nexit", b"", "oob_load", 0, 8,
+     'stack offset -520 of frame 0 (512 bytes)'),
+    ("straddles stack bottom", "ldxdw %r0, [%r10-516]\nexit", b"", "oob_load", 0, 8,
+     'stack offset -516 of frame 0 (512 bytes)'),
+    ("mem + len", "ldxb %r0, [%r1+8]\nexit", bytes(8), "oob_load", 0, 1,
+     'memory offset 8 of 8 bytes'),
+    ("mem partial", "ldxdw %r0, [%r1+1]\nexit", bytes(8), "oob_load", 0, 8,
+     'memory offset 1 of 8 bytes'),
+    ("mem before", "ldxb %r0, [%r1-1]\nexit", bytes(8), "oob_load", 0, 1,
+     'memory offset -1 of 8 bytes'),
+    ("null", "mov %r1, 0\nldxw %r0, [%r1+0]\nexit", b"", "oob_load", 1, 4,
+     'null pointer (address 0x0)'),
+    ("store past mem", "stw [%r1+6], 1\nexit", bytes(8), "oob_store", 0, 4,
+     'memory offset 6 of 8 bytes'),
+    ("store below stack", "stxdw [%r10-513], %r1\nexit", b"", "oob_store", 0, 8,
+     'stack offset -513 of frame 0 (512 bytes)'),
+    ("atomic past mem", "mov %r2, 1\nlock add [%r1+8], %r2\nexit", bytes(8), "oob_store", 1, 8,
+     'memory offset 8 of 8 bytes'),
+    ("wrapping address", "lddw %r1, 0xfffffffffffffffc\nldxdw %r0, [%r1+0]\nexit", b"", "oob_load", 2, 8,
+     'not in stack, memory or any map'),
     ("stale frame after return", "call local f\nldxdw %r0, [%r0-8]\nexit\nf:\nmov %r0, %r10\nexit",
-     b"", "oob_load", 1, 8),
+     b"", "oob_load", 1, 8,
+     'stack offset 504 of frame 0 (512 bytes)'),
 ]
 
 
-@pytest.mark.parametrize("text, mem, kind, pc, size", [c[1:] for c in OOB_CASES],
+@pytest.mark.parametrize("text, mem, kind, pc, size, where", [c[1:] for c in OOB_CASES],
                          ids=[c[0] for c in OOB_CASES])
-def test_out_of_bounds(text, mem, kind, pc, size):
+def test_out_of_bounds(text, mem, kind, pc, size, where):
     err = fault(text, bytearray(mem))
     assert (err.kind, err.pc, err.size) == (kind, pc, size)
     what = "load" if kind == "oob_load" else "store"
-    assert str(err).startswith(f"pc {pc}: out-of-bounds {what} of {size} bytes at {err.addr:#x} (")
-    assert str(err).endswith("not in stack, memory or any map)")
+    insn = next(i for p, i in _insn.iter_pcs(_insn.decode(assemble(text), validate=False))
+                if p == pc)
+    # The place relative to the region it is nearest to, the instruction; no host address.
+    assert str(err) == (f"pc {pc}: out-of-bounds {what} of {size} bytes at {where}\n"
+                        f"  insn {pc}: {format_insn(insn)}")
+    assert err.insn_text == format_insn(insn)
+    if err.addr >= 4096:
+        assert f"{err.addr:x}" not in str(err)
 
 
 def test_oob_messages_locate_the_address():
-    assert "(null pointer;" in str(fault("mov %r1, 0\nldxw %r0, [%r1+0]\nexit"))
-    assert "(r10-520;" in str(fault("ldxdw %r0, [%r10-520]\nexit"))
-    assert "(mem+0x8, mem is 8 bytes;" in str(fault("ldxb %r0, [%r1+8]\nexit", bytes(8)))
+    err = fault("ldxdw %r0, [%r10-520]\nexit")
+    assert (err.region, err.offset) == ("stack", -520)
+    err = fault("ldxb %r0, [%r1+8]\nexit", bytes(8))
+    assert (err.region, err.offset) == ("memory", 8)
+    assert fault("mov %r1, 0\nldxw %r0, [%r1+0]\nexit").region == "null"
 
 
 def test_bad_jump_target_faults_instead_of_escaping():

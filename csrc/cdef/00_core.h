@@ -95,6 +95,9 @@ struct ebpfjit_state {
     int32_t engine;
     uint32_t nlocks;
     uint64_t locks[4];
+    uint64_t fault_mem_base, fault_mem_len, fault_ctx_base, fault_ctx_len;
+    uint64_t fault_frame_lo[8];
+    uint32_t fault_depth;
 };
 
 struct ebpfjit_state *ebpfjit_current(void);

@@ -867,6 +867,10 @@ class FunctionLowerer:
                         b.phi(I64, name="fault.addr"), b.phi(I64, name="fault.size"))
                 self.store_budget()
                 self.before_runtime_call()
+                if self.frame_lo is not None:
+                    # The run ends here: name the real frame so the fault message can say
+                    # "stack offset N" (every later entry or runtime call re-registers it).
+                    b.store(self.frame_lo, self.frame_slot, align=8)
                 rc = b.call(self.ctx.runtime_fn("ebpfjit_fault"), [self.st, *phis])
                 self.return_status(rc)
             self._fault_exit = (block, phis)
