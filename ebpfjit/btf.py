@@ -15,7 +15,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
-from .errors import ElfError
+from .errors import BtfLimitError, ElfError
 
 BTF_MAGIC = 0xEB9F
 
@@ -25,6 +25,10 @@ _MAX_DEPTH = 64
 # Arrays of zero-sized elements consume no input bytes; bound them so hostile BTF cannot make
 # format_value build a list of billions of empty values.
 _MAX_ZERO_SIZED = 1 << 16
+# Decoded values (ints, members, array elements) one format_value call may produce. Nested
+# arrays of zero-sized (or bitfield-only) structs multiply without consuming input, so only a
+# total bound keeps decoding linear: 2^20 covers a 1 MiB byte array, far above real map values.
+MAX_DECODED_ELEMENTS = 1 << 20
 
 
 class Kind(enum.IntEnum):
@@ -349,29 +353,36 @@ class Btf:
 
         Raises:
             ElfError: `data` is shorter than the type, or the type cannot hold a value.
+            BtfLimitError (an ElfError): the value would decode to more than
+                MAX_DECODED_ELEMENTS values, or nests deeper than 64 types.
         """
         need = self.size_of(type_id)
         if len(data) < need:
             raise _err(f"value of {self.describe(type_id)} needs {need} bytes, got {len(data)}")
-        return self._fmt(type_id, bytes(data), 0, 0, 0)
+        budget = _Budget(self, type_id)
+        return self._fmt(type_id, bytes(data), 0, 0, 0, budget)
 
-    def _fmt(self, type_id: int, data: bytes, off: int, bit_off: int, depth: int) -> object:
+    def _fmt(self, type_id: int, data: bytes, off: int, bit_off: int, depth: int,
+             budget: _Budget) -> object:
         if depth > _MAX_DEPTH:
-            raise _err(f"type [{type_id}] nests deeper than {_MAX_DEPTH}")
+            raise BtfLimitError(f"type [{type_id}] nests deeper than {_MAX_DEPTH}", section=".BTF")
+        budget.spend(type_id, 1)
         t = self.type(type_id)
         k = t.kind
         if k in _MODIFIERS:
-            return self._fmt(self.resolve(type_id), data, off, bit_off, depth + 1)
+            return self._fmt(self.resolve(type_id), data, off, bit_off, depth + 1, budget)
         if k is Kind.INT:
             return self._fmt_int(t, data, off, bit_off)
         if k in (Kind.STRUCT, Kind.UNION):
+            budget.spend(type_id, len(t.members))   # bitfields never reach _fmt
             out: dict[str, object] = {}
             for m in t.members:
                 m_off = off + m.bit_offset // 8
                 if m.bitfield_size:
                     out[m.name] = _bitfield(data, m_off, m.bit_offset % 8, m.bitfield_size)
                 else:
-                    out[m.name] = self._fmt(m.type, data, m_off, m.bit_offset % 8, depth + 1)
+                    out[m.name] = self._fmt(m.type, data, m_off, m.bit_offset % 8, depth + 1,
+                                            budget)
             return out
         if k is Kind.ARRAY:
             if self._is_str_array(t, data, off):
@@ -380,7 +391,9 @@ class Btf:
             elem = self.size_of(t.elem_type)
             if elem == 0 and t.nelems > _MAX_ZERO_SIZED:
                 raise _err(f"array [{type_id}] of {t.nelems} zero-sized elements")
-            return [self._fmt(t.elem_type, data, off + i * elem, 0, depth + 1) for i in range(t.nelems)]
+            budget.check(type_id, t.nelems)     # before building the list, not after
+            return [self._fmt(t.elem_type, data, off + i * elem, 0, depth + 1, budget)
+                    for i in range(t.nelems)]
         if k in (Kind.ENUM, Kind.ENUM64):
             size = t.size if t.size in (1, 2, 4, 8) else 0
             if not size:
@@ -399,9 +412,9 @@ class Btf:
                 return _hex(int.from_bytes(data[off:off + t.size], "little"))
             return struct.unpack_from(fmt, data, off)[0]
         if k is Kind.VAR:
-            return {t.name: self._fmt(t.type, data, off, bit_off, depth + 1)}
+            return {t.name: self._fmt(t.type, data, off, bit_off, depth + 1, budget)}
         if k is Kind.DATASEC:
-            return {t.name: [self._fmt(vs.type, data, off + vs.offset, 0, depth + 1)
+            return {t.name: [self._fmt(vs.type, data, off + vs.offset, 0, depth + 1, budget)
                              for vs in t.secinfos]}
         raise _err(f"type [{type_id}] ({k.name}) cannot hold a value")
 
@@ -442,6 +455,26 @@ class Btf:
             if not 0x20 <= b < 0x7F:
                 return False
         return False
+
+
+class _Budget:
+    """Values one format_value call may still produce (per call, so threads do not share it)."""
+
+    def __init__(self, btf: Btf, top: int):
+        self.btf = btf
+        self.top = top
+        self.left = MAX_DECODED_ELEMENTS
+
+    def check(self, type_id: int, n: int) -> None:
+        if n > self.left:
+            top = self.top
+            raise BtfLimitError(f"value of type [{top}] ({self.btf.describe(top)}) decodes to "
+                                f"more than {MAX_DECODED_ELEMENTS} values (at type [{type_id}] "
+                                f"{self.btf.describe(type_id)})", section=".BTF")
+
+    def spend(self, type_id: int, n: int) -> None:
+        self.check(type_id, n)
+        self.left -= n
 
 
 def _hex(value: int) -> str:
