@@ -27,7 +27,7 @@ _MAX_DEPTH = 64
 _MAX_ZERO_SIZED = 1 << 16
 # Decoded values (ints, members, array elements) one format_value call may produce. Nested
 # arrays of zero-sized (or bitfield-only) structs multiply without consuming input, so only a
-# total bound keeps decoding linear: 2^20 covers a 1 MiB byte array, far above real map values.
+# total bound keeps decoding bounded: 2^20 covers a 1 MiB byte array, far above real values.
 MAX_DECODED_ELEMENTS = 1 << 20
 
 
@@ -145,6 +145,7 @@ class Btf:
     types: list[BtfType]
     strings: bytes
     _by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _counts: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -354,35 +355,63 @@ class Btf:
         Raises:
             ElfError: `data` is shorter than the type, or the type cannot hold a value.
             BtfLimitError (an ElfError): the value would decode to more than
-                MAX_DECODED_ELEMENTS values, or nests deeper than 64 types.
+                MAX_DECODED_ELEMENTS values (decoded_count), or nests deeper than 64 types.
         """
         need = self.size_of(type_id)
         if len(data) < need:
             raise _err(f"value of {self.describe(type_id)} needs {need} bytes, got {len(data)}")
-        budget = _Budget(self, type_id)
-        return self._fmt(type_id, bytes(data), 0, 0, 0, budget)
+        count = self.decoded_count(type_id)
+        if count > MAX_DECODED_ELEMENTS:
+            raise BtfLimitError(f"value of type [{type_id}] ({self.describe(type_id)}) decodes "
+                                f"to {count} values, more than {MAX_DECODED_ELEMENTS}",
+                                section=".BTF")
+        return self._fmt(type_id, bytes(data), 0, 0, 0)
 
-    def _fmt(self, type_id: int, data: bytes, off: int, bit_off: int, depth: int,
-             budget: _Budget) -> object:
+    def decoded_count(self, type_id: int, _depth: int = 0) -> int:
+        """Values (ints, members, elements; a char string counted per byte) format_value
+        builds for a value of this type: known before anything is built, so hostile BTF
+        costs one walk of its types (memoized), never the list it describes.
+
+        Raises:
+            BtfLimitError: the type nests deeper than 64 levels (or is cyclic).
+        """
+        memo = self._counts
+        if type_id in memo:
+            return memo[type_id]
+        if _depth > _MAX_DEPTH:
+            raise BtfLimitError(f"type [{type_id}] nests deeper than {_MAX_DEPTH}", section=".BTF")
+        t = self.type(type_id)
+        if t.kind in _MODIFIERS or t.kind is Kind.VAR:
+            n = 1 + self.decoded_count(t.type, _depth + 1)
+        elif t.kind is Kind.ARRAY:
+            n = 1 + t.nelems * self.decoded_count(t.elem_type, _depth + 1)
+        elif t.kind in (Kind.STRUCT, Kind.UNION):
+            n = 1 + sum(1 if m.bitfield_size else self.decoded_count(m.type, _depth + 1)
+                        for m in t.members)
+        elif t.kind is Kind.DATASEC:
+            n = 1 + sum(self.decoded_count(vs.type, _depth + 1) for vs in t.secinfos)
+        else:
+            n = 1
+        memo[type_id] = n
+        return n
+
+    def _fmt(self, type_id: int, data: bytes, off: int, bit_off: int, depth: int) -> object:
         if depth > _MAX_DEPTH:
             raise BtfLimitError(f"type [{type_id}] nests deeper than {_MAX_DEPTH}", section=".BTF")
-        budget.spend(type_id, 1)
         t = self.type(type_id)
         k = t.kind
         if k in _MODIFIERS:
-            return self._fmt(self.resolve(type_id), data, off, bit_off, depth + 1, budget)
+            return self._fmt(self.resolve(type_id), data, off, bit_off, depth + 1)
         if k is Kind.INT:
             return self._fmt_int(t, data, off, bit_off)
         if k in (Kind.STRUCT, Kind.UNION):
-            budget.spend(type_id, len(t.members))   # bitfields never reach _fmt
             out: dict[str, object] = {}
             for m in t.members:
                 m_off = off + m.bit_offset // 8
                 if m.bitfield_size:
                     out[m.name] = _bitfield(data, m_off, m.bit_offset % 8, m.bitfield_size)
                 else:
-                    out[m.name] = self._fmt(m.type, data, m_off, m.bit_offset % 8, depth + 1,
-                                            budget)
+                    out[m.name] = self._fmt(m.type, data, m_off, m.bit_offset % 8, depth + 1)
             return out
         if k is Kind.ARRAY:
             if self._is_str_array(t, data, off):
@@ -391,8 +420,7 @@ class Btf:
             elem = self.size_of(t.elem_type)
             if elem == 0 and t.nelems > _MAX_ZERO_SIZED:
                 raise _err(f"array [{type_id}] of {t.nelems} zero-sized elements")
-            budget.check(type_id, t.nelems)     # before building the list, not after
-            return [self._fmt(t.elem_type, data, off + i * elem, 0, depth + 1, budget)
+            return [self._fmt(t.elem_type, data, off + i * elem, 0, depth + 1)
                     for i in range(t.nelems)]
         if k in (Kind.ENUM, Kind.ENUM64):
             size = t.size if t.size in (1, 2, 4, 8) else 0
@@ -412,9 +440,9 @@ class Btf:
                 return _hex(int.from_bytes(data[off:off + t.size], "little"))
             return struct.unpack_from(fmt, data, off)[0]
         if k is Kind.VAR:
-            return {t.name: self._fmt(t.type, data, off, bit_off, depth + 1, budget)}
+            return {t.name: self._fmt(t.type, data, off, bit_off, depth + 1)}
         if k is Kind.DATASEC:
-            return {t.name: [self._fmt(vs.type, data, off + vs.offset, 0, depth + 1, budget)
+            return {t.name: [self._fmt(vs.type, data, off + vs.offset, 0, depth + 1)
                              for vs in t.secinfos]}
         raise _err(f"type [{type_id}] ({k.name}) cannot hold a value")
 
@@ -455,26 +483,6 @@ class Btf:
             if not 0x20 <= b < 0x7F:
                 return False
         return False
-
-
-class _Budget:
-    """Values one format_value call may still produce (per call, so threads do not share it)."""
-
-    def __init__(self, btf: Btf, top: int):
-        self.btf = btf
-        self.top = top
-        self.left = MAX_DECODED_ELEMENTS
-
-    def check(self, type_id: int, n: int) -> None:
-        if n > self.left:
-            top = self.top
-            raise BtfLimitError(f"value of type [{top}] ({self.btf.describe(top)}) decodes to "
-                                f"more than {MAX_DECODED_ELEMENTS} values (at type [{type_id}] "
-                                f"{self.btf.describe(type_id)})", section=".BTF")
-
-    def spend(self, type_id: int, n: int) -> None:
-        self.check(type_id, n)
-        self.left -= n
 
 
 def _hex(value: int) -> str:
