@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 import ebpfjit
+import ebpfjit.maps
+import ebpfjit.spec
 from ebpfjit.errors import MapError
 
 HOSTILE = Path(__file__).parent / "progs"
