@@ -1,5 +1,6 @@
 #!/bin/sh
-# Rebuild the clang-compiled eBPF objects: tests/progs/*.c, tests/progs/bad/*.c and the bundled
+# Rebuild the clang-compiled eBPF objects: tests/progs/*.c, tests/progs/bad/*.c, the hostile
+# objects of tests/security/progs/*.c (not loaded by the kernel check) and the bundled
 # example ebpfjit/examples/*.c -> *.o.
 #
 # The .o files are committed so tests never need clang; rerun this after editing a .c file and
@@ -30,7 +31,8 @@ build() {
 		-c "$src" -o "$obj"
 }
 
-for src in "$PROGS"/*.c "$PROGS"/bad/*.c "$ROOT"/ebpfjit/examples/*.c; do
+for src in "$PROGS"/*.c "$PROGS"/bad/*.c "$ROOT"/ebpfjit/examples/*.c \
+	"$ROOT"/tests/security/progs/*.c; do
 	[ -e "$src" ] || continue
 	build "$src"
 done

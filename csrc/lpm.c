@@ -62,6 +62,20 @@ static uint32_t longest_prefix_match(const struct lpm_trie *t, const struct lpm_
     return prefixlen < limit ? prefixlen : limit;
 }
 
+static uint32_t node_stride_of(const struct ebpfjit_map *m)
+{
+    return (uint32_t)((sizeof(struct lpm_node) + (m->base.key_size - 4) + 7) & ~7ULL);
+}
+
+/* The trie's pools are sized for the worst case (2 * max_entries nodes), and charged so. */
+uint64_t ebpfjit_lpm_cost(const struct ebpfjit_map *m)
+{
+    uint64_t max = m->base.max_entries;
+
+    return sizeof(struct lpm_trie) + 2 * max * (node_stride_of(m) + 4) + max * 4 +
+           max * m->value_stride;
+}
+
 int ebpfjit_lpm_init(struct ebpfjit_map *m)
 {
     struct lpm_trie *t = calloc(1, sizeof(*t));
@@ -73,7 +87,7 @@ int ebpfjit_lpm_init(struct ebpfjit_map *m)
     t->root = EBPFJIT_NIL;
     t->data_size = m->base.key_size - 4;
     t->max_prefixlen = t->data_size * 8;
-    t->node_stride = (uint32_t)((sizeof(struct lpm_node) + t->data_size + 7) & ~7ULL);
+    t->node_stride = node_stride_of(m);
     t->nnodes = (uint32_t)nn;
     t->nodes = calloc(nn, t->node_stride);
     t->free_nodes = calloc(nn, 4);

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "maps.h"
 
@@ -57,6 +58,84 @@ void ebpfjit_map_lock(uint32_t *lock)
 void ebpfjit_map_unlock(uint32_t *lock)
 {
     __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
+
+/* --- memory accounting ----------------------------------------------------------------- */
+
+struct ebpfjit_mem_account *ebpfjit_mem_account_new(uint64_t limit)
+{
+    struct ebpfjit_mem_account *a = calloc(1, sizeof(*a));
+
+    if (a) {
+        a->limit = limit;
+        a->refs = 1;
+    }
+    return a;
+}
+
+void ebpfjit_mem_account_put(struct ebpfjit_mem_account *a)
+{
+    if (a && __atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(a);
+}
+
+int ebpfjit_mem_charge(struct ebpfjit_mem_account *a, uint64_t n)
+{
+    uint64_t cur;
+
+    if (!a)
+        return 0;
+    cur = __atomic_load_n(&a->used, __ATOMIC_RELAXED);
+    do {
+        if (n > a->limit || cur > a->limit - n)
+            return -ENOMEM;
+    } while (!__atomic_compare_exchange_n(&a->used, &cur, cur + n, 1, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return 0;
+}
+
+void ebpfjit_mem_uncharge(struct ebpfjit_mem_account *a, uint64_t n)
+{
+    if (a)
+        __atomic_sub_fetch(&a->used, n, __ATOMIC_RELAXED);
+}
+
+/* Charges n bytes to the map's account and remembers them for map_free. */
+static int map_charge(struct ebpfjit_map *m, uint64_t n)
+{
+    int rc = ebpfjit_mem_charge(m->acct, n);
+
+    if (!rc)
+        m->charged += n;
+    return rc;
+}
+
+/* Hash pools are reserved address space (MAP_NORESERVE): the kernel backs a page only when an
+ * element on it is first used, and elements are charged then, so a map declaring 2^30 entries
+ * costs nothing until it fills. calloc would depend on glibc's mmap threshold for that. */
+static void *pool_alloc(uint64_t n, int *ok)
+{
+    void *p;
+
+    if (!*ok)
+        return NULL;
+    if (n > ARENA_LIMIT) {
+        *ok = 0;
+        return NULL;
+    }
+    p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+             -1, 0);
+    if (p == MAP_FAILED) {
+        *ok = 0;
+        return NULL;
+    }
+    return p;
+}
+
+static void pool_free(void *p, uint64_t n)
+{
+    if (p)
+        munmap(p, n ? n : 1);
 }
 
 /* --- live-map registry ---------------------------------------------------------------- */
@@ -365,9 +444,9 @@ static inline __attribute__((always_inline)) uint32_t
 htab_walk(const struct ebpfjit_map *m, const void *key, uint32_t h)
 {
     uint32_t idx = __atomic_load_n(&m->buckets[bucket_of(m, h)], __ATOMIC_RELAXED);
-    uint32_t steps = m->base.max_entries + 1;
+    uint32_t steps = m->capacity + 1;
 
-    while (idx != EBPFJIT_NIL && idx < m->base.max_entries && steps--) {
+    while (idx != EBPFJIT_NIL && idx < m->capacity && steps--) {
         const struct ebpfjit_htab_elem *e = &m->elems[idx];
         if (__atomic_load_n(&e->hash, __ATOMIC_RELAXED) == h && key_eq(m, elem_key(m, idx), key))
             return idx;
@@ -474,14 +553,33 @@ static uint32_t lru_evict(struct ebpfjit_map *m)
     return idx;
 }
 
-static uint32_t htab_alloc(struct ebpfjit_map *m)
+/* A free element, or EBPFJIT_NIL with *rc = -E2BIG (max_entries reached) or -ENOMEM (the
+ * object's memory limit reached first, as a kernel memcg charge failing). LRU pools are
+ * charged in full at creation (the kernel always preallocates them). */
+static uint32_t htab_alloc(struct ebpfjit_map *m, int *rc)
 {
+    uint32_t idx;
+
     if (m->nfree)
         return m->free_stack[--m->nfree];
-    if (m->fresh < m->base.max_entries)
-        return m->fresh++;
-    if (is_lru(m))
-        return lru_evict(m);
+    if (m->fresh < m->capacity) {
+        if (!is_lru(m) && ebpfjit_mem_charge(m->acct, m->elem_cost)) {
+            *rc = -ENOMEM;
+            return EBPFJIT_NIL;
+        }
+        if (!is_lru(m))
+            m->charged += m->elem_cost;
+        idx = m->fresh++;
+        m->elems[idx].lru_prev = m->elems[idx].lru_next = EBPFJIT_NIL;
+        return idx;
+    }
+    if (is_lru(m)) {
+        idx = lru_evict(m);
+        if (idx == EBPFJIT_NIL)
+            *rc = -E2BIG;
+        return idx;
+    }
+    *rc = m->capacity < m->base.max_entries ? -ENOMEM : -E2BIG;
     return EBPFJIT_NIL;
 }
 
@@ -513,11 +611,9 @@ static int htab_update(struct ebpfjit_map *m, const void *key, const void *value
         rc = -ENOENT;
         goto out;
     }
-    idx = htab_alloc(m);
-    if (idx == EBPFJIT_NIL) {
-        rc = -E2BIG;
+    idx = htab_alloc(m, &rc);
+    if (idx == EBPFJIT_NIL)
         goto out;
-    }
     memcpy(elem_key(m, idx), key, m->base.key_size);
     write_value(m, idx, value, cpu, 0, 1);
     m->elems[idx].hash = h;
@@ -738,9 +834,85 @@ static void *zalloc(uint64_t n, int *ok)
     return p;
 }
 
+/* Hash pools: how many elements they reserve. Without an account, max_entries; with one, no
+ * more than the limit could ever pay for, so even the address space a map reserves is bounded
+ * by the limit (and so are its buckets, sized for that capacity). */
+static uint32_t htab_capacity(const struct ebpfjit_map *m)
+{
+    uint64_t fit;
+
+    if (!m->acct)
+        return m->base.max_entries;
+    fit = m->acct->limit / m->elem_cost;
+    return fit < m->base.max_entries ? (uint32_t)fit : m->base.max_entries;
+}
+
+static int htab_init(struct ebpfjit_map *m, int *ok)
+{
+    uint64_t nb = 1, cap;
+    uint32_t bits = 0;
+    int rc;
+
+    m->key_stride = (uint32_t)ROUND8(m->base.key_size);
+    m->elem_cost = (uint32_t)(sizeof(*m->elems) + 4 + m->key_stride + m->value_stride);
+    m->capacity = htab_capacity(m);
+    if (!m->capacity || (is_lru(m) && m->capacity < m->base.max_entries))
+        return -ENOMEM;     /* nothing fits the limit, or an LRU pool cannot be preallocated */
+    cap = m->capacity;
+    while (nb < cap) {
+        nb <<= 1;
+        bits++;
+    }
+    m->nbuckets = (uint32_t)nb;
+    m->bucket_shift = 32 - bits;     /* 32 for one bucket: (u64)h >> 32 == 0 */
+    /* Buckets are written at creation (every chain starts empty), so they are charged now;
+     * LRU pools too, as the kernel preallocates them. */
+    rc = map_charge(m, nb * 4 + (is_lru(m) ? cap * m->elem_cost : 0));
+    if (rc)
+        return rc;
+    m->buckets = zalloc(nb * 4, ok);
+    if (*ok)
+        memset(m->buckets, 0xff, nb * 4);
+    m->elems = pool_alloc(cap * sizeof(*m->elems), ok);
+    m->free_stack = pool_alloc(cap * 4, ok);
+    m->keys_len = cap * m->key_stride;
+    m->keys = pool_alloc(m->keys_len, ok);
+    m->arena_len = cap * m->value_stride;
+    m->arena = pool_alloc(m->arena_len, ok);
+    return 0;
+}
+
+/* Bytes an array, fd array, queue/stack or ring buffer allocates at creation. */
+static uint64_t eager_cost(const struct ebpfjit_map *m)
+{
+    uint32_t t = m->base.type;
+    uint64_t max = m->base.max_entries;
+
+    if (is_array(t))
+        return max * m->value_stride + max * 4;     /* values + the key table for for_each */
+    if (is_fd_array(t))
+        return max * m->value_stride;
+    if (t == EBPFJIT_MAP_QUEUE || t == EBPFJIT_MAP_STACK)
+        return (max + 1) * m->base.value_size;
+    if (t == EBPFJIT_MAP_LPM_TRIE)
+        return ebpfjit_lpm_cost(m);
+    if (t == EBPFJIT_MAP_RINGBUF)
+        return sizeof(struct ebpfjit_ringbuf) + max;    /* the data pages are mapped twice */
+    return 0;
+}
+
 struct ebpfjit_map *ebpfjit_map_create(uint32_t type, uint32_t key_size, uint32_t value_size,
                                        uint32_t max_entries, uint32_t flags, uint32_t ncpus,
                                        const struct ebpfjit_map *tmpl, int *err)
+{
+    return ebpfjit_map_create_in(type, key_size, value_size, max_entries, flags, ncpus, tmpl,
+                                 NULL, err);
+}
+
+struct ebpfjit_map *ebpfjit_map_create_in(uint32_t type, uint32_t key_size, uint32_t value_size,
+                                          uint32_t max_entries, uint32_t flags, uint32_t ncpus,
+                                          const struct ebpfjit_map *tmpl,
+                                          struct ebpfjit_mem_account *acct, int *err)
 {
     struct ebpfjit_map *m;
     int rc, ok = 1;
@@ -749,10 +921,19 @@ struct ebpfjit_map *ebpfjit_map_create(uint32_t type, uint32_t key_size, uint32_
     rc = alloc_check(type, key_size, value_size, max_entries, flags, tmpl);
     if (rc)
         goto fail;
+    rc = ebpfjit_mem_charge(acct, sizeof(*m));
+    if (rc)
+        goto fail;
     m = calloc(1, sizeof(*m));
     if (!m) {
+        ebpfjit_mem_uncharge(acct, sizeof(*m));
         rc = -ENOMEM;
         goto fail;
+    }
+    if (acct) {
+        __atomic_add_fetch(&acct->refs, 1, __ATOMIC_ACQ_REL);
+        m->acct = acct;
+        m->charged = sizeof(*m);
     }
     m->base.type = type;
     m->base.key_size = key_size;
@@ -773,6 +954,9 @@ struct ebpfjit_map *ebpfjit_map_create(uint32_t type, uint32_t key_size, uint32_
         m->inner_max_entries = tmpl->base.max_entries;
         m->inner_flags = tmpl->base.flags;
     }
+    rc = map_charge(m, eager_cost(m));
+    if (rc)
+        goto fail_free;
 
     if (is_array(type) || is_fd_array(type)) {
         m->arena_len = (uint64_t)max_entries * m->value_stride;
@@ -786,26 +970,9 @@ struct ebpfjit_map *ebpfjit_map_create(uint32_t type, uint32_t key_size, uint32_
             m->base.values = m->arena;
         }
     } else if (is_htab(type)) {
-        uint64_t nb = 1;
-        uint32_t bits = 0;
-        while (nb < max_entries) {
-            nb <<= 1;
-            bits++;
-        }
-        m->nbuckets = (uint32_t)nb;
-        m->bucket_shift = 32 - bits;     /* 32 for one bucket: (u64)h >> 32 == 0 */
-        m->key_stride = (uint32_t)ROUND8(key_size);
-        m->buckets = zalloc(nb * 4, &ok);
-        if (ok)
-            memset(m->buckets, 0xff, nb * 4);
-        m->elems = zalloc((uint64_t)max_entries * sizeof(*m->elems), &ok);
-        m->free_stack = zalloc((uint64_t)max_entries * 4, &ok);
-        m->keys_len = (uint64_t)max_entries * m->key_stride;
-        m->keys = zalloc(m->keys_len, &ok);
-        m->arena_len = (uint64_t)max_entries * m->value_stride;
-        m->arena = zalloc(m->arena_len, &ok);
-        for (i = 0; ok && i < max_entries; i++)
-            m->elems[i].lru_prev = m->elems[i].lru_next = EBPFJIT_NIL;
+        rc = htab_init(m, &ok);
+        if (rc)
+            goto fail_free;
     } else if (type == EBPFJIT_MAP_QUEUE || type == EBPFJIT_MAP_STACK) {
         m->qsize = max_entries + 1;
         m->arena_len = (uint64_t)m->qsize * value_size;
@@ -840,6 +1007,8 @@ fail:
 
 void ebpfjit_map_free(struct ebpfjit_map *m)
 {
+    uint64_t cap;
+
     if (!m)
         return;
     reg_del((uintptr_t)m);
@@ -847,11 +1016,21 @@ void ebpfjit_map_free(struct ebpfjit_map *m)
         ebpfjit_lpm_free(m);
     if (m->base.type == EBPFJIT_MAP_RINGBUF)
         ebpfjit_ringbuf_free(m);
-    free(m->arena);
-    free(m->keys);
+    if (is_htab(m->base.type)) {
+        cap = m->capacity;
+        pool_free(m->arena, m->arena_len);
+        pool_free(m->keys, m->keys_len);
+        pool_free(m->elems, cap * sizeof(*m->elems));
+        pool_free(m->free_stack, cap * 4);
+    } else {
+        free(m->arena);
+        free(m->keys);
+    }
     free(m->buckets);
-    free(m->elems);
-    free(m->free_stack);
+    if (m->acct) {
+        ebpfjit_mem_uncharge(m->acct, m->charged);
+        ebpfjit_mem_account_put(m->acct);
+    }
     free(m);
 }
 
@@ -897,7 +1076,7 @@ static void for_each_inner(struct ebpfjit_map *m, void (*fn)(struct ebpfjit_map 
                 fn(in, arg);
         }
     } else if (m->base.type == EBPFJIT_MAP_HASH_OF_MAPS) {
-        for (i = 0; i < m->base.max_entries; i++) {
+        for (i = 0; i < m->capacity; i++) {
             if (m->elems[i].used) {
                 struct ebpfjit_map *in = *(struct ebpfjit_map **)slot(m, i, 0);
                 if (in)

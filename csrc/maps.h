@@ -124,7 +124,31 @@ struct ebpfjit_map {
     /* envs this map is attached to, so inner maps set later get their regions registered */
     struct ebpfjit_env *envs[EBPFJIT_MAP_MAX_ENVS];
     uint32_t nenvs;
+    /* memory accounting: bytes charged to acct (NULL = unaccounted), given back at free */
+    struct ebpfjit_mem_account *acct;
+    uint64_t charged;
+    /* hash: elements the (lazily touched) pools hold, <= max_entries; each costs elem_cost,
+     * charged when first used */
+    uint32_t capacity;
+    uint32_t elem_cost;
 };
+
+/* --- memory accounting ------------------------------------------------------------------ */
+
+/* A per-object memory limit, shared by every map created against it (kernel: the memcg charge
+ * of bpf_map_area_alloc). Eager memory (arrays, buckets, queues, tries, rings, LRU pools) is
+ * charged at creation, hash elements when first used; a charge over the limit is -ENOMEM.
+ * Reference counted: each map holds a reference, so the account outlives its maps. */
+struct ebpfjit_mem_account {
+    uint64_t limit;
+    uint64_t used;                  /* atomic */
+    uint32_t refs;                  /* atomic */
+};
+
+struct ebpfjit_mem_account *ebpfjit_mem_account_new(uint64_t limit);
+void ebpfjit_mem_account_put(struct ebpfjit_mem_account *acct);
+int ebpfjit_mem_charge(struct ebpfjit_mem_account *acct, uint64_t bytes);
+void ebpfjit_mem_uncharge(struct ebpfjit_mem_account *acct, uint64_t bytes);
 
 /* --- creation and lifetime ------------------------------------------------------------- */
 
@@ -134,6 +158,11 @@ struct ebpfjit_map {
 struct ebpfjit_map *ebpfjit_map_create(uint32_t type, uint32_t key_size, uint32_t value_size,
                                        uint32_t max_entries, uint32_t flags, uint32_t ncpus,
                                        const struct ebpfjit_map *inner_template, int *err);
+/* ebpfjit_map_create with the map's memory charged to acct (NULL = unaccounted). */
+struct ebpfjit_map *ebpfjit_map_create_in(uint32_t type, uint32_t key_size, uint32_t value_size,
+                                          uint32_t max_entries, uint32_t flags, uint32_t ncpus,
+                                          const struct ebpfjit_map *inner_template,
+                                          struct ebpfjit_mem_account *acct, int *err);
 void ebpfjit_map_free(struct ebpfjit_map *map);
 /* Declares a struct bpf_spin_lock at `off` in each value (from BTF), enabling BPF_F_LOCK. */
 int ebpfjit_map_set_spin_lock(struct ebpfjit_map *map, int32_t off);
@@ -227,6 +256,8 @@ int64_t ebpfjit_map_for_each(struct ebpfjit_map *map, struct ebpfjit_state *st, 
                              uint64_t ctx);
 void ebpfjit_map_unlock(uint32_t *lock);
 int ebpfjit_lpm_init(struct ebpfjit_map *map);
+/* Bytes ebpfjit_lpm_init allocates (the node and value pools for max_entries prefixes). */
+uint64_t ebpfjit_lpm_cost(const struct ebpfjit_map *map);
 void ebpfjit_lpm_free(struct ebpfjit_map *map);
 void *ebpfjit_lpm_lookup(struct ebpfjit_map *map, const void *key);
 int ebpfjit_lpm_update(struct ebpfjit_map *map, const void *key, const void *value,

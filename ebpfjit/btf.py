@@ -15,7 +15,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
-from .errors import ElfError
+from .errors import BtfLimitError, ElfError
 
 BTF_MAGIC = 0xEB9F
 
@@ -25,6 +25,10 @@ _MAX_DEPTH = 64
 # Arrays of zero-sized elements consume no input bytes; bound them so hostile BTF cannot make
 # format_value build a list of billions of empty values.
 _MAX_ZERO_SIZED = 1 << 16
+# Decoded values (ints, members, array elements) one format_value call may produce. Nested
+# arrays of zero-sized (or bitfield-only) structs multiply without consuming input, so only a
+# total bound keeps decoding bounded: 2^20 covers a 1 MiB byte array, far above real values.
+MAX_DECODED_ELEMENTS = 1 << 20
 
 
 class Kind(enum.IntEnum):
@@ -141,6 +145,7 @@ class Btf:
     types: list[BtfType]
     strings: bytes
     _by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _counts: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -349,15 +354,50 @@ class Btf:
 
         Raises:
             ElfError: `data` is shorter than the type, or the type cannot hold a value.
+            BtfLimitError (an ElfError): the value would decode to more than
+                MAX_DECODED_ELEMENTS values (decoded_count), or nests deeper than 64 types.
         """
         need = self.size_of(type_id)
         if len(data) < need:
             raise _err(f"value of {self.describe(type_id)} needs {need} bytes, got {len(data)}")
+        count = self.decoded_count(type_id)
+        if count > MAX_DECODED_ELEMENTS:
+            raise BtfLimitError(f"value of type [{type_id}] ({self.describe(type_id)}) decodes "
+                                f"to {count} values, more than {MAX_DECODED_ELEMENTS}",
+                                section=".BTF")
         return self._fmt(type_id, bytes(data), 0, 0, 0)
+
+    def decoded_count(self, type_id: int, _depth: int = 0) -> int:
+        """Values (ints, members, elements; a char string counted per byte) format_value
+        builds for a value of this type: known before anything is built, so hostile BTF
+        costs one walk of its types (memoized), never the list it describes.
+
+        Raises:
+            BtfLimitError: the type nests deeper than 64 levels (or is cyclic).
+        """
+        memo = self._counts
+        if type_id in memo:
+            return memo[type_id]
+        if _depth > _MAX_DEPTH:
+            raise BtfLimitError(f"type [{type_id}] nests deeper than {_MAX_DEPTH}", section=".BTF")
+        t = self.type(type_id)
+        if t.kind in _MODIFIERS or t.kind is Kind.VAR:
+            n = 1 + self.decoded_count(t.type, _depth + 1)
+        elif t.kind is Kind.ARRAY:
+            n = 1 + t.nelems * self.decoded_count(t.elem_type, _depth + 1)
+        elif t.kind in (Kind.STRUCT, Kind.UNION):
+            n = 1 + sum(1 if m.bitfield_size else self.decoded_count(m.type, _depth + 1)
+                        for m in t.members)
+        elif t.kind is Kind.DATASEC:
+            n = 1 + sum(self.decoded_count(vs.type, _depth + 1) for vs in t.secinfos)
+        else:
+            n = 1
+        memo[type_id] = n
+        return n
 
     def _fmt(self, type_id: int, data: bytes, off: int, bit_off: int, depth: int) -> object:
         if depth > _MAX_DEPTH:
-            raise _err(f"type [{type_id}] nests deeper than {_MAX_DEPTH}")
+            raise BtfLimitError(f"type [{type_id}] nests deeper than {_MAX_DEPTH}", section=".BTF")
         t = self.type(type_id)
         k = t.kind
         if k in _MODIFIERS:
@@ -380,7 +420,8 @@ class Btf:
             elem = self.size_of(t.elem_type)
             if elem == 0 and t.nelems > _MAX_ZERO_SIZED:
                 raise _err(f"array [{type_id}] of {t.nelems} zero-sized elements")
-            return [self._fmt(t.elem_type, data, off + i * elem, 0, depth + 1) for i in range(t.nelems)]
+            return [self._fmt(t.elem_type, data, off + i * elem, 0, depth + 1)
+                    for i in range(t.nelems)]
         if k in (Kind.ENUM, Kind.ENUM64):
             size = t.size if t.size in (1, 2, 4, 8) else 0
             if not size:

@@ -45,6 +45,10 @@ class ElfError(EbpfError, ValueError):
         super().__init__(": ".join(parts + [message]))
 
 
+class BtfLimitError(ElfError):
+    """BTF whose decoding would exceed a bound (total decoded values, nesting depth)."""
+
+
 class VerifierError(EbpfError, ValueError):
     """A program rejected before it runs (e.g. an unknown helper). `pc` names the instruction."""
 

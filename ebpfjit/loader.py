@@ -522,7 +522,7 @@ class Object:
 
 
 def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | None = None,
-         programs: Sequence[str] | None = None) -> Object:
+         programs: Sequence[str] | None = None, memory_limit: int | None = None) -> Object:
     """Load an eBPF ELF object.
 
     Args:
@@ -533,13 +533,16 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
         rodata: values for `const volatile` globals (name -> int or bytes), set before the
             maps are created, as a libbpf skeleton's `skel->rodata->name = value`.
         programs: names of the programs to load (default: all).
+        memory_limit: bytes the object's maps may use together (default
+            ebpfjit.maps.DEFAULT_MEMORY_LIMIT, 256 MiB); see ebpfjit.maps.MemoryAccount.
+            `Object.memory` reports the use.
     Returns:
         An Object.
     Raises:
         ElfError: malformed object (from ebpfjit.elf).
         VerifierError: a program calls an unknown helper, references a missing map, or
             accesses its context in a way the kernel would refuse (pc included).
-        MapError: a map cannot be created.
+        MapError: a map cannot be created (for instance it does not fit memory_limit).
     """
     from .elf import load_spec
 
@@ -548,7 +551,7 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
         spec = dataclasses.replace(spec, maps={n: dataclasses.replace(m)
                                                for n, m in spec.maps.items()})
         _patch_rodata(spec, rodata)
-    return load_object_spec(spec, ncpus=ncpus, programs=programs)
+    return load_object_spec(spec, ncpus=ncpus, programs=programs, memory_limit=memory_limit)
 
 
 def program_from_code(code: bytes, prog_type: ProgType, *, name: str = "prog",
@@ -563,12 +566,14 @@ def program_from_code(code: bytes, prog_type: ProgType, *, name: str = "prog",
 
 
 def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
-                     programs: Sequence[str] | None = None) -> Object:
+                     programs: Sequence[str] | None = None,
+                     memory_limit: int | None = None) -> Object:
     """An Object from an ObjectSpec (what `load` does after parsing the ELF)."""
     from . import helpers as _helpers
-    from .maps import Map
+    from .maps import DEFAULT_MEMORY_LIMIT, Map, MemoryAccount
     from .runtime import Env
 
+    memory = MemoryAccount(DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
     env = Env()
     if ncpus is not None:
         env.ncpus = ncpus
@@ -576,12 +581,13 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
     maps: dict[str, Any] = {}
     for name, mspec in spec.maps.items():
         lock = _spin_lock_offset(spec.btf, mspec.value_type_id)
-        maps[name] = Map(mspec, env.ncpus, btf=spec.btf, spin_lock_off=lock)
+        maps[name] = Map(mspec, env.ncpus, btf=spec.btf, spin_lock_off=lock, memory=memory)
     for m in maps.values():
         m.attach(env)
     env.set_maps([m.ptr for m in maps.values()])
     env.map_names = list(maps)
     obj = Object(spec, env, maps, ncpus)
+    obj.memory = memory
     obj._keep_maps = list(maps.values())
     chosen = list(spec.programs) if programs is None else list(programs)
     map_list = list(maps.values())

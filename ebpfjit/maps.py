@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ._rt import ffi, lib
-from .errors import MapError
+from .errors import BtfLimitError, MapError
 from .spec import BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, ENOTSUPP, MapSpec, MapType
 
-__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_F_LOCK", "BPF_NOEXIST", "Map", "default_ncpus"]
+__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_F_LOCK", "BPF_NOEXIST", "DEFAULT_MEMORY_LIMIT", "Map",
+           "MemoryAccount", "default_ncpus"]
 BPF_RB_NO_WAKEUP = 1
 BPF_RB_FORCE_WAKEUP = 2
 BPF_RB_AVAIL_DATA = 0
@@ -45,6 +46,37 @@ def default_ncpus() -> int:
     return os.cpu_count() or 1
 
 
+# Map memory one object (or one standalone map) may use; see MemoryAccount.
+DEFAULT_MEMORY_LIMIT = 256 << 20
+
+
+class MemoryAccount:
+    """The memory limit the maps of one object share (kernel: the memcg charge of a map).
+
+    Memory a map allocates at creation (array values and key tables, hash buckets, queues,
+    LPM tries, ring buffers, LRU pools, per-CPU slots included) is charged when it is created,
+    so an object whose maps cannot fit fails to load with a MapError naming the map; hash
+    elements are charged when first used, so a hash map that grows past the limit fails that
+    update with -ENOMEM (MapError from Python, the helper's return value in a program), as the
+    kernel does when its memcg charge fails. Freed maps give their memory back.
+    """
+
+    def __init__(self, limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit < 1 << 63:
+            raise MapError(f"memory_limit must be a positive number of bytes, not {limit!r}",
+                           errno=_errno.EINVAL)
+        ptr = lib.ebpfjit_mem_account_new(limit)
+        if ptr == ffi.NULL:
+            raise MapError("cannot allocate a memory account", errno=_errno.ENOMEM)
+        self.ptr = ffi.gc(ptr, lib.ebpfjit_mem_account_put)
+
+    limit = property(lambda self: int(self.ptr.limit), doc="bytes the maps may use")
+    used = property(lambda self: int(self.ptr.used), doc="bytes charged now")
+
+    def __repr__(self) -> str:
+        return f"<MemoryAccount used {self.used} of {self.limit} bytes>"
+
+
 def _hexlist(data: bytes) -> list[str]:
     return [f"0x{b:02x}" for b in data]
 
@@ -58,10 +90,12 @@ class Map:
         btf: an object with `format_value(type_id, data)` (ebpfjit.btf.Btf) used with
             spec.key_type_id/value_type_id by `lookup_typed` and `dump`.
         spin_lock_off: offset of a `struct bpf_spin_lock` in the value (enables BPF_F_LOCK).
+        memory: the MemoryAccount the map's memory is charged to (an object's); default: a
+            new one of DEFAULT_MEMORY_LIMIT bytes for this map alone.
     """
 
     def __init__(self, spec: MapSpec, ncpus: int | None = None, *, btf: Any = None,
-                 spin_lock_off: int | None = None) -> None:
+                 spin_lock_off: int | None = None, memory: MemoryAccount | None = None) -> None:
         self.spec = spec
         self.type = MapType(spec.type)
         if self.type not in SUPPORTED_TYPES:
@@ -77,14 +111,20 @@ class Map:
             template = ffi.new("struct ebpfjit_map *")
             for field in ("type", "key_size", "value_size", "max_entries", "flags"):
                 setattr(template.base, field, int(getattr(spec.inner, field)))
+        self.memory = memory if memory is not None else MemoryAccount()
         err = ffi.new("int *")
-        ptr = lib.ebpfjit_map_create(int(self.type), spec.key_size, spec.value_size,
-                                     spec.max_entries, spec.flags, self.ncpus, template, err)
+        ptr = lib.ebpfjit_map_create_in(int(self.type), spec.key_size, spec.value_size,
+                                        spec.max_entries, spec.flags, self.ncpus, template,
+                                        self.memory.ptr, err)
         if ptr == ffi.NULL:
+            why = _strerror(-err[0])
+            if -err[0] == _errno.ENOMEM:
+                why += (f": it does not fit the memory limit ({self.memory.used} of "
+                        f"{self.memory.limit} bytes in use; raise it with memory_limit=)")
             raise MapError(f"map {spec.name!r}: cannot create {self.type.name} map "
                            f"(key_size {spec.key_size}, value_size {spec.value_size}, max_entries "
-                           f"{spec.max_entries}, flags {spec.flags:#x}): {_strerror(-err[0])}",
-                           errno=-err[0])
+                           f"{spec.max_entries}, flags {spec.flags:#x}, ncpus {self.ncpus}): "
+                           f"{why}", errno=-err[0])
         self.ptr = ffi.gc(ptr, lib.ebpfjit_map_free)
         self._user_size = lib.ebpfjit_map_user_value_size(self.ptr)
         self._stride = self.ptr.elem_size
@@ -160,6 +200,9 @@ class Map:
             what = f"index {index} out of range (max_entries {self.max_entries})"
         elif code in (_errno.E2BIG, _errno.ENOSPC):
             what = f"map is full (max_entries {self.max_entries})"
+        elif code == _errno.ENOMEM:
+            what = (f"out of memory before max_entries {self.max_entries}: the memory limit "
+                    f"({self.memory.used} of {self.memory.limit} bytes in use) is reached")
         elif code == _errno.EINVAL:
             what = f"invalid argument for {op} (flags {flags:#x})"
         else:
@@ -483,7 +526,10 @@ class Map:
     def _format(self, type_id: int, data: bytes) -> Any:
         if self.btf is None or not type_id:
             return data
-        return self.btf.format_value(type_id, data)
+        try:
+            return self.btf.format_value(type_id, data)
+        except BtfLimitError as exc:
+            raise BtfLimitError(f"map {self.name!r}: {exc.reason}", section=exc.section) from None
 
     def _format_key(self, data: bytes) -> Any:
         if self.spec.key_type_id or self.type not in (MapType.ARRAY, MapType.PERCPU_ARRAY):

@@ -28,12 +28,27 @@ struct ebpfjit_map {
     uint8_t *keys;
     uint64_t keys_len;
     struct ebpfjit_ringbuf *rb;
+    uint64_t charged;
+    uint32_t capacity;
     ...;
 };
+
+struct ebpfjit_mem_account {
+    uint64_t limit;
+    uint64_t used;
+    ...;
+};
+
+struct ebpfjit_mem_account *ebpfjit_mem_account_new(uint64_t limit);
+void ebpfjit_mem_account_put(struct ebpfjit_mem_account *acct);
 
 struct ebpfjit_map *ebpfjit_map_create(uint32_t type, uint32_t key_size, uint32_t value_size,
                                        uint32_t max_entries, uint32_t flags, uint32_t ncpus,
                                        const struct ebpfjit_map *inner_template, int *err);
+struct ebpfjit_map *ebpfjit_map_create_in(uint32_t type, uint32_t key_size, uint32_t value_size,
+                                          uint32_t max_entries, uint32_t flags, uint32_t ncpus,
+                                          const struct ebpfjit_map *inner_template,
+                                          struct ebpfjit_mem_account *acct, int *err);
 void ebpfjit_map_free(struct ebpfjit_map *map);
 int ebpfjit_map_set_spin_lock(struct ebpfjit_map *map, int32_t off);
 int ebpfjit_map_is_live(const void *p);
