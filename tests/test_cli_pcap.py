@@ -106,3 +106,41 @@ def test_hostile_record_length_is_an_error(tmp_path, capsys):
 def test_cooked_and_loopback_captures_run(capsys, name):
     status, out, _ = run_cli(capsys, "run", EXAMPLE, "--engine", "jit", "--pcap", PCAPS / name)
     assert status == 0 and out.startswith("xdp_filter: 4 packets on jit: XDP_PASS 4")
+
+
+def test_compare_summary_only_disagreeing_rows_and_all(capsys):
+    from ebpfjit import compare
+    status, out, _ = run_cli(capsys, "compare", EXAMPLE, "--pcap", TRAFFIC, "--engines",
+                             "interp,jit", "--repeat", "3")
+    assert status == 0
+    assert "packets: 40; agree 40, disagree 0" in out
+    assert "  interp: XDP_DROP 9, XDP_PASS 31" in out and "  jit: XDP_DROP 9, XDP_PASS 31" in out
+    assert "(no disagreeing packets; --all lists every packet)" in out
+    assert "verdict[interp]" not in out
+    status, out, _ = run_cli(capsys, "compare", EXAMPLE, "--pcap", TRAFFIC, "--engines",
+                             "interp,jit", "--repeat", "3", "--all")
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert status == 0 and len(rows) == 40
+    assert {r[2] for r in rows} == {"XDP_DROP", "XDP_PASS"} and all(r[2] == r[3] for r in rows)
+    # A disagreeing row is shown without --all, with its verdict names.
+    rep = compare.compare_object(EXAMPLE, packets=[p.data for p in pcap.read_file(TRAFFIC)][:3],
+                                 repeat=0, engines=["interp", "jit"])
+    rep.rows[1].verdicts["jit"] = 1
+    text = rep.format()
+    assert "agree 2, disagree 1" in text
+    table = [line.split() for line in text.splitlines() if line[:1].isdigit()]
+    assert [r[0] for r in table] == ["1"] and table[0][3] == "XDP_DROP"
+
+
+def test_timing_sample_spreads_over_the_input():
+    from ebpfjit.compare import timing_sample
+    packets = [bytes([i % 256]) * 2 for i in range(1000)]
+    sample = timing_sample(packets, 64)
+    assert len(sample) == 64 and sample[0] == packets[0] and sample[-1] == packets[-1]
+    assert timing_sample(packets[:10], 64) == packets[:10]
+
+
+def test_compare_reads_cooked_capture(capsys):
+    status, out, _ = run_cli(capsys, "compare", EXAMPLE, "--pcap", PCAPS / "any_sll2.pcap",
+                             "--engines", "interp,jit", "--repeat", "2")
+    assert status == 0 and "packets: 4; agree 4, disagree 0" in out
