@@ -568,6 +568,49 @@ int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
     return (int64_t)i;
 }
 
+_Static_assert(EBPFJIT_PKT_OUT_MAX == EBPFJIT_PAGE_SIZE + EBPFJIT_ETH_HLEN,
+               "EBPFJIT_PKT_OUT_MAX: one page plus a pushed-back Ethernet header");
+
+int64_t ebpfjit_pkt_run_batch_out(const struct ebpfjit_runner *rn, const char *data,
+                                  const uint32_t *lens, uint64_t n, uint32_t *verdicts,
+                                  char *out, uint64_t out_cap, uint32_t *out_lens,
+                                  uint64_t *out_used)
+{
+    union pkt_model m;
+    struct ebpfjit_state *st = ebpfjit_enter();
+    struct ebpfjit_loop lp;
+    uint64_t i, off = 0, used = 0, olen, pad;
+    const uint8_t *res;
+    int64_t r;
+
+    *out_used = 0;
+    if (!st) {
+        ebpfjit_nesting_failed();
+        return 0;
+    }
+    st->status = EBPFJIT_OK;
+    ebpfjit_loop_begin(&lp, rn->prog, st, rn->engine);
+    /* Stop before a packet whose output might not fit: an output packet is at most one page
+     * (the model's frame/buffer) plus the socket filter's pushed-back Ethernet header. */
+    for (i = 0; i < n && out_cap - used >= EBPFJIT_PKT_OUT_MAX; i++) {
+        r = pkt_once(rn, &lp, &m, (const uint8_t *)data + off, lens[i]);
+        if (r < 0)
+            break;
+        verdicts[i] = (uint32_t)r;
+        res = pkt_output(rn, &m, &olen, &pad);
+        memset(out + used, 0, pad);
+        memcpy(out + used + pad, res, olen);
+        out_lens[i] = (uint32_t)(pad + olen);
+        used += pad + olen;
+        off += lens[i];
+    }
+    ebpfjit_loop_end(&lp);
+    clear_run(st);
+    ebpfjit_leave();
+    *out_used = used;
+    return (int64_t)i;
+}
+
 static struct ebpfjit_skb *skb_of(struct ebpfjit_state *st, uint64_t ctx)
 {
     return run_ctx_of(st, ctx, EBPFJIT_CTX_SKB, offsetof(struct ebpfjit_skb, shadow));

@@ -124,6 +124,14 @@ int64_t ebpfjit_pkt_run_copy(const struct ebpfjit_runner *rn, const char *pkt, u
 int64_t ebpfjit_pkt_run_inplace(const struct ebpfjit_runner *rn, char *pkt, uint64_t len);
 int64_t ebpfjit_pkt_run_batch(const struct ebpfjit_runner *rn, const char *data,
                               const uint32_t *lens, uint64_t n, uint32_t *verdicts);
+/* The same, also appending each output packet (as a test run's data_out) to `out` (out_lens[i]
+ * its length; *out_used the bytes written). It stops early, with status 0, before a packet when
+ * fewer than EBPFJIT_PKT_OUT_MAX bytes of `out` are left: the caller drains and continues. */
+#define EBPFJIT_PKT_OUT_MAX 4110
+int64_t ebpfjit_pkt_run_batch_out(const struct ebpfjit_runner *rn, const char *data,
+                                  const uint32_t *lens, uint64_t n, uint32_t *verdicts,
+                                  char *out, uint64_t out_cap, uint32_t *out_lens,
+                                  uint64_t *out_used);
 
 /* Context helpers (both engines; reached through env->helpers). */
 uint64_t ebpfjit_helper_xdp_adjust_head(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);

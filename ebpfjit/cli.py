@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from .errors import EbpfError, ExecutionError
+from .errors import EbpfError
 
 ELF_MAGIC = b"\x7fELF"
 RAW_SUFFIXES = (".bin", ".raw")      # taken as raw bytecode without --raw
@@ -134,27 +134,12 @@ def cmd_run(args) -> int:
     if args.pcap:
         if not is_object_prog:
             raise UsageError("--pcap needs a program from an ELF object (XDP, tc or socket filter)")
-        from . import pcap
-        packets = [p.data for p in pcap.read_file(args.pcap)]
-        counts: dict[str, int] = {}
-        out_packets = []
-        for index, packet in enumerate(packets):
-            try:
-                retval, data_out, _ = prog.test_run(packet, engine=args.engine, budget=args.budget)
-            except ExecutionError as err:
-                err.packet_index = index    # the fault names the packet of the pcap
-                raise
-            verdict = verdict_name(prog, retval)
-            counts[verdict] = counts.get(verdict, 0) + 1
-            out_packets.append(data_out)
-            if args.verbose and not _wants_json(args):
-                print(f"packet {index}: {verdict} ({len(packet)} -> {len(data_out)} bytes)")
-        report.update(packets=len(packets), verdicts=dict(sorted(counts.items())))
-        if not _wants_json(args):
-            summary = ", ".join(f"{verdict} {n}" for verdict, n in sorted(counts.items()))
-            print(f"{name}: {len(packets)} packets on {args.engine}: {summary}")
-        if args.output:
-            pcap.write_file(args.output, out_packets)
+        from .stream import Progress, run_pcap_command
+        progress = Progress(label=f"{name}: ")
+        if run_pcap_command(prog, name, args, progress, report=report, quiet=_wants_json(args)):
+            if _wants_json(args):
+                _emit_json(args, report)
+            return 2
     elif is_object_prog and prog.type != 0:
         data = _mem_from_args(args, mem)
         ctx_in = _read_input(args.ctx_in) if args.ctx_in else None
@@ -417,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pcap", help="run every packet of a pcap file (ELF programs)")
     p.add_argument("-o", "--output", help="write the memory/packet(s) after the run to this file "
                                           "(a pcap with --pcap)")
+    p.add_argument("--keep", choices=("all", "pass", "drop"), default="all",
+                   help="with --pcap -o: which output packets to write (default all)")
     p.add_argument("--dump-maps", action="store_true", help="print the object's maps afterwards")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per packet")
     p.add_argument("--repeat", type=int, default=1, metavar="N",

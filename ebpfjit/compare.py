@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .errors import EbpfError, KernelError, KernelUnavailable
+from .verdicts import verdict_name
 
 ENGINES = ("interp", "jit", "kernel")
 DEFAULT_PACKET = bytes.fromhex(
@@ -108,8 +109,8 @@ class Report:
     def agree(self) -> bool:
         return all(r.agree for r in self.rows) and not self.map_diffs
 
-    def format(self) -> str:
-        return format_report(self)
+    def format(self, all_rows: bool = False) -> str:
+        return format_report(self, all_rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,6 +451,10 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
 
     # Timing, then sizes.
     timings: dict[str, float] = {}
+    timed = timing_sample(packets)
+    if repeat > 0 and len(timed) < len(packets):
+        notes.append(f"timing: {len(timed)} of {len(packets)} packets, spread over the input, "
+                     f"{repeat} runs each")
     if repeat > 0:
         for e in engines:
             if e == "kernel" and pspec.type in (ProgType.SYSCALL, ProgType.RAW_TRACEPOINT):
@@ -457,7 +462,7 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
                              f"programs runs once: it refuses a repeat count)")
                 continue
             per_packet = []
-            for pkt in packets:
+            for pkt in timed:
                 try:
                     if e == "kernel":
                         per_packet.append(_run_kernel(kobj.programs[program], pkt, repeat)[2])
@@ -648,21 +653,65 @@ def _table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:
     return out
 
 
-def format_report(rep: Report) -> str:
+TIMING_SAMPLE = 64
+
+
+def timing_sample(packets: Sequence[bytes], n: int = TIMING_SAMPLE) -> list[bytes]:
+    """At most `n` packets spread evenly over `packets` (first and last included): timing every
+    packet with a large repeat would cost packets x repeat runs, and the kernel's XDP test run
+    attaches to the dispatcher on every call (NOTES.md)."""
+    if len(packets) <= n:
+        return list(packets)
+    return [packets[i * (len(packets) - 1) // (n - 1)] for i in range(n)]
+
+
+def _verdict_summary(rep: Report) -> list[str]:
+    """One line per engine: packets per verdict name, and the agree/disagree counts."""
+    from collections import Counter
+    ptype = _prog_type_of(rep)
+    out = []
+    agree = sum(1 for r in rep.rows if r.agree)
+    out.append(f"packets: {len(rep.rows)}; agree {agree}, disagree {len(rep.rows) - agree}")
+    for e in rep.engines:
+        counts = Counter("error" if e in r.errors else
+                         "-" if r.verdicts.get(e) is None else verdict_name(ptype, r.verdicts[e])
+                         for r in rep.rows)
+        out.append(f"  {e}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
+    return out
+
+
+def _prog_type_of(rep: Report) -> int:
+    from .spec import ProgType
+    try:
+        return ProgType[rep.prog_type.upper()]
+    except KeyError:
+        return ProgType.UNSPEC
+
+
+def format_report(rep: Report, all_rows: bool = False) -> str:
+    """The report: a verdict summary, the rows of the packets where engines disagree (every
+    row with `all_rows`), maps, timings, notes and the result."""
     out = [f"{rep.path}: program {rep.program} ({rep.prog_type}); engines: {', '.join(rep.engines)}"]
     out.append("")
+    out += _verdict_summary(rep)
+    out.append("")
+    ptype = _prog_type_of(rep)
     headers = ["pkt", "len"] + [f"verdict[{e}]" for e in rep.engines] + ["verdicts", "output"]
     rows = []
-    for r in rep.rows:
+    shown = [r for r in rep.rows if all_rows or not r.agree]
+    for r in shown:
         cells = [str(r.index), str(r.length)]
         for e in rep.engines:
             v = r.verdicts.get(e)
-            cells.append("error" if e in r.errors else "-" if v is None else str(v))
+            cells.append("error" if e in r.errors else "-" if v is None else verdict_name(ptype, v))
         cells.append("agree" if r.verdict_agree else "DIFFER")
         cells.append("agree" if r.output_agree else "DIFFER " + r.output_diff())
         rows.append(cells)
-    out += _table(headers, rows)
-    for r in rep.rows:
+    if rows:
+        out += _table(headers, rows)
+    elif rep.rows:
+        out.append("(no disagreeing packets; --all lists every packet)")
+    for r in shown:
         for e, msg in r.errors.items():
             out.append(f"  packet {r.index} {e}: {msg}")
     out.append("")
@@ -698,8 +747,8 @@ def format_report(rep: Report) -> str:
 
 def _packets_from_args(args) -> list[bytes] | None:
     if args.pcap:
-        from .pcap import read_file
-        return [p.data for p in read_file(args.pcap)]
+        from .pcap import iter_ethernet
+        return [p.data for p in iter_ethernet(args.pcap)]
     if args.data_file:
         with open(args.data_file, "rb") as f:
             return [f.read()]
@@ -721,7 +770,7 @@ def cmd_compare(args) -> int:
         if exc.log:
             print(exc.log.rstrip()[-4000:], file=sys.stderr)
         return 1
-    print(rep.format())
+    print(rep.format(all_rows=args.all))
     return 0 if rep.agree else 1
 
 
@@ -735,11 +784,13 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("file", help="ELF object")
     p.add_argument("--program", help="program (function) name")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--pcap", help="input packets from a classic pcap file (Ethernet)")
+    g.add_argument("--pcap", help="input packets from a pcap or pcapng file (as Ethernet frames)")
     g.add_argument("--data-file", help="one input packet from a file")
     g.add_argument("--data", help="one input packet as hex")
     p.add_argument("--repeat", type=int, default=1000,
                    help="runs per timing measurement (0: no timing; default 1000)")
+    p.add_argument("--all", action="store_true",
+                   help="list every packet (default: only those where the engines disagree)")
     p.add_argument("--asm", action="store_true",
                    help="print the kernel's and our x86-64 code side by side")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma list (default: all)")

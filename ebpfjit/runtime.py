@@ -31,6 +31,7 @@ _from_buffer = ffi.from_buffer
 # Test-run models of the fast packet entry points (LoadedProgram.make_packet_run, run_packets).
 PKT_XDP = lib.EBPFJIT_RUNNER_XDP
 PKT_SKB_L2 = lib.EBPFJIT_RUNNER_SKB_L2
+PKT_OUT_MAX = lib.EBPFJIT_PKT_OUT_MAX
 PKT_SKB_L3 = lib.EBPFJIT_RUNNER_SKB_L3
 
 KINDS = {
@@ -440,6 +441,50 @@ class LoadedProgram:
             refused(packets[done])
         raise EbpfError(f"packet {done} of the batch was refused by the test-run model")
 
+    def run_chunk(self, ctx: int, data, lens, verdicts, engine: str = "interp",
+                  budget: int | None = None, out=None, out_lens=None) -> tuple[int, int]:
+        """Run the packets laid end to end in `data` (lengths: `lens`, an array('I')), each on a
+        fresh model `ctx`, in one C loop, storing verdicts in `verdicts` (array('I'), len >=
+        len(lens)). With `out` (a writable buffer) and `out_lens` (array('I')), the output
+        packets (data_out) are appended to `out`; the loop stops early when `out` may not hold
+        the next one. Returns (packets run, bytes of `out` used). Fewer packets than asked
+        with no fault and room left in `out` means the model refused the next packet; a fault
+        raises ExecutionError with `batch_index` (its index in this chunk)."""
+        e = _engine_code(engine)
+        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise EbpfError("engine 'jit' requested but no JIT function is set")
+        budget = DEFAULT_BUDGET if budget is None else budget
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1, not {budget}")
+        n = len(lens)
+        if not n:
+            return 0, 0
+        rn = self._packet_runner(ctx, e, budget)
+        clens = ffi.from_buffer("uint32_t[]", lens)
+        cverd = ffi.from_buffer("uint32_t[]", verdicts, require_writable=True)
+        if len(verdicts) < n:
+            raise ValueError("verdicts is shorter than lens")
+        if out is None:
+            done, used = lib.ebpfjit_pkt_run_batch(rn, ffi.from_buffer(data), clens, n, cverd), 0
+        else:
+            if len(out_lens) < n:
+                raise ValueError("out_lens is shorter than lens")
+            used_p = ffi.new("uint64_t *")
+            cout = ffi.from_buffer(out, require_writable=True)
+            done = lib.ebpfjit_pkt_run_batch_out(
+                rn, ffi.from_buffer(data), clens, n, cverd, cout, len(cout),
+                ffi.from_buffer("uint32_t[]", out_lens, require_writable=True), used_p)
+            used = int(used_p[0])
+        if done < n:
+            st = thread_state()
+            if st.status:
+                try:
+                    self._raise(st, budget)
+                except ExecutionError as err:
+                    err.batch_index = done
+                    raise
+        return done, used
+
     def _run_slow(self, mem, engine, budget, r1, r2) -> int:
         e = _engine_code(engine)
         if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
@@ -735,3 +780,35 @@ def state_layout() -> dict[str, int]:
     out["sizeof.region"] = ffi.sizeof("struct ebpfjit_region")
     out["sizeof.frame"] = STACK_SIZE
     return out
+
+
+def pcap_scan(buf, start: int, end: int, swap: bool, max_rec: int, max_n: int, out, hdr
+              ) -> tuple[int, int, int, bool]:
+    """Classic pcap records of buf[start:end] parsed in C (csrc/pcap_scan.h): packets appended
+    to `out`, headers to `hdr` (array('I'), 4 per record). Returns (records, bytes consumed,
+    bytes of out used, stopped at a record longer than max_rec)."""
+    consumed = ffi.new("uint64_t *")
+    used = ffi.new("uint64_t *")
+    bad = ffi.new("int *")
+    if max_n < 0 or 4 * max_n > len(hdr) or not 0 <= start <= end <= len(buf):
+        raise ValueError("pcap_scan: max_n or the buffer range does not fit")
+    cbuf = ffi.from_buffer(buf)
+    cout = ffi.from_buffer(out, require_writable=True)
+    n = lib.ebpfjit_pcap_scan(cbuf + start, end - start, 1 if swap else 0, max_rec, max_n,
+                              cout, len(cout), ffi.from_buffer("uint32_t[]", hdr,
+                                                                 require_writable=True),
+                              consumed, used, bad)
+    return int(n), int(consumed[0]), int(used[0]), bool(bad[0])
+
+
+def count_verdicts(verdicts, n: int, counts) -> int:
+    """Add the count of each verdict < COUNTED_VERDICTS among verdicts[:n] (array('I')) to
+    counts (array('Q') of COUNTED_VERDICTS); returns how many were larger (not counted)."""
+    if n > len(verdicts) or len(counts) < COUNTED_VERDICTS:
+        raise ValueError("count_verdicts: n or counts does not fit")
+    return int(lib.ebpfjit_count_verdicts(ffi.from_buffer("uint32_t[]", verdicts), n,
+                                          ffi.from_buffer("uint64_t[]", counts,
+                                                          require_writable=True)))
+
+
+COUNTED_VERDICTS = lib.EBPFJIT_COUNTED_VERDICTS

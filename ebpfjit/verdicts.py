@@ -1,8 +1,18 @@
-"""Names of program return codes, as the kernel's uapi headers spell them (one table for the
-CLI, compare and the API): `XdpAction`, `TcAction`, and `verdict_name(prog_type, retval)`."""
+"""Verdict names: what a packet program's return value means, by program type.
+
+`verdict_name(prog_type, retval)` gives `XDP_PASS`, `TC_ACT_SHOT`, ... (hex for values without a
+name); `kept(prog_type, retval, keep)` says whether a packet counts as passed or dropped, for
+`run --pcap -o OUT --keep pass|drop`: XDP passes with XDP_PASS and drops with XDP_DROP or
+XDP_ABORTED (XDP_TX/XDP_REDIRECT are neither); tc passes with TC_ACT_OK/TC_ACT_UNSPEC and drops
+with TC_ACT_SHOT; a socket filter or cgroup skb program passes with any non-zero value.
+"""
 from __future__ import annotations
 
 import enum
+
+from .spec import ProgType
+
+__all__ = ["XdpAction", "TcAction", "SkAction", "verdict_name", "kept"]
 
 
 class XdpAction(enum.IntEnum):
@@ -15,7 +25,7 @@ class XdpAction(enum.IntEnum):
 
 
 class TcAction(enum.IntEnum):
-    """TC_ACT_* (uapi/linux/pkt_cls.h); tc programs return them as a signed int."""
+    """TC_ACT_* (uapi/linux/pkt_cls.h)."""
     TC_ACT_UNSPEC = -1
     TC_ACT_OK = 0
     TC_ACT_RECLASSIFY = 1
@@ -27,17 +37,52 @@ class TcAction(enum.IntEnum):
     TC_ACT_REDIRECT = 7
 
 
-# The enum of each program type whose return value is an action; others print as numbers
-# (a socket filter returns the number of bytes to keep, 0 = drop).
-ACTIONS = {"XDP": XdpAction, "SCHED_CLS": TcAction, "SCHED_ACT": TcAction}
+class SkAction(enum.IntEnum):
+    """enum sk_action (cgroup skb, sk_reuseport, ...)."""
+    SK_DROP = 0
+    SK_PASS = 1
 
 
-def verdict_name(prog_type, retval: int) -> str:
-    """`XDP_PASS`, `TC_ACT_SHOT`, ... for `retval` of a program of `prog_type` (a ProgType or
-    its name); a value without a name prints in hex."""
-    name = getattr(prog_type, "name", prog_type)
-    actions = ACTIONS.get(name)
+_TC_TYPES = (ProgType.SCHED_CLS, ProgType.SCHED_ACT)
+
+
+def _enum_for(prog_type):
+    if isinstance(prog_type, str):      # a ProgType name, as JSON reports carry it
+        prog_type = ProgType[prog_type]
+    if prog_type == ProgType.XDP:
+        return XdpAction
+    if prog_type in _TC_TYPES:
+        return TcAction
+    if prog_type == ProgType.CGROUP_SKB:
+        return SkAction
+    return None
+
+
+def verdict_name(prog_type: int, retval: int) -> str:
+    """The name of `retval` (r0 as u32, as the kernel reports it) for `prog_type`."""
+    names = _enum_for(prog_type)
     signed = retval - (1 << 32) if retval & 0x80000000 else retval
-    if actions is not None and signed in actions._value2member_map_:
-        return actions(signed).name
+    if names is not None:
+        try:
+            return names(signed).name
+        except ValueError:
+            pass
     return f"{retval:#x}"
+
+
+def kept(prog_type: int, retval: int, keep: str) -> bool:
+    """Whether a packet with verdict `retval` is kept by `keep` ("all", "pass" or "drop")."""
+    if keep == "all":
+        return True
+    signed = retval - (1 << 32) if retval & 0x80000000 else retval
+    if prog_type == ProgType.XDP:
+        passed, dropped = signed == XdpAction.XDP_PASS, signed in (0, 1)
+    elif prog_type in _TC_TYPES:
+        passed, dropped = signed in (-1, 0), signed == TcAction.TC_ACT_SHOT
+    else:
+        passed, dropped = signed != 0, signed == 0
+    if keep == "pass":
+        return passed
+    if keep == "drop":
+        return dropped
+    raise ValueError(f"keep must be 'all', 'pass' or 'drop', not {keep!r}")
