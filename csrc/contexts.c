@@ -144,7 +144,7 @@ static int32_t run_repeated(struct ebpfjit_prog *prog, struct ebpfjit_state *st,
     ebpfjit_loop_begin(&lp, prog, st, engine);
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
-        st->budget = budget;
+        ebpfjit_budget_set(st, budget);
         status = ebpfjit_loop_run(&lp, r1, 0);
         if (status != EBPFJIT_OK)
             break;
@@ -434,7 +434,7 @@ int32_t ebpfjit_ctx_run(struct ebpfjit_prog *prog, int engine, uint64_t budget,
         st->mem_base = mem;
         st->mem_len = mem_len;
         st->mem_writable = mem_writable ? 1 : 0;
-        st->budget = budget;
+        ebpfjit_budget_set(st, budget);
         status = ebpfjit_loop_run(&lp, ctx, 0);
         if (status != EBPFJIT_OK)
             break;
@@ -476,7 +476,7 @@ static int64_t pkt_once(const struct ebpfjit_runner *rn, struct ebpfjit_loop *lp
     } else {
         return EBPFJIT_PKT_REFUSED;
     }
-    st->budget = rn->budget;
+    ebpfjit_budget_set(st, rn->budget);
     if (ebpfjit_loop_run(lp, ctx, 0) != EBPFJIT_OK)
         return EBPFJIT_PKT_FAULT;
     return (int64_t)(uint32_t)st->r0;

@@ -22,7 +22,14 @@
 #define EBPFJIT_MAX_ENV_REGIONS 256   /* per-object regions: map value arenas, ringbuf data */
 #define EBPFJIT_MAX_TAIL_CALLS 33
 #define EBPFJIT_MAX_VCPUS 256         /* per-CPU slots an env can have (see ebpfjit_env.ncpus) */     /* MAX_TAIL_CALL_CNT */
-#define EBPFJIT_DEFAULT_BUDGET 100000000ULL
+/* Instruction budget of a run (every executed instruction counts; runtime_api.h). 10^9 is
+ * ~0.5 s of JIT code, a few seconds interpreted. */
+#define EBPFJIT_DEFAULT_BUDGET 1000000000ULL
+/* st->budget holds at most this much; the rest waits in st->budget_rest, so the runtime gets
+ * control (the wall-clock timeout is checked then) every 2^24 instructions at least. */
+#define EBPFJIT_BUDGET_CHUNK (1ULL << 24)
+/* Largest program (instructions, lddw counting 2 slots), BPF_COMPLEXITY_LIMIT_INSNS. */
+#define EBPFJIT_MAX_INSNS 1000000
 #define EBPFJIT_MAX_HELD_LOCKS 4      /* bpf_spin_locks one run may hold at once */
 
 /* Status codes returned by every engine entry point. */
@@ -32,10 +39,11 @@ enum ebpfjit_status {
     EBPFJIT_ERR_OOB_STORE = 2,
     EBPFJIT_ERR_UNKNOWN_HELPER = 3, /* fault_info: helper id */
     EBPFJIT_ERR_CALL_DEPTH = 4,     /* more than EBPFJIT_MAX_FRAMES frames */
-    EBPFJIT_ERR_BUDGET = 5,         /* budget of back-edges + bpf-to-bpf calls exhausted */
+    EBPFJIT_ERR_BUDGET = 5,         /* instruction budget exhausted */
     EBPFJIT_ERR_HELPER = 6,         /* a helper failed (bad argument, Python exception) */
     EBPFJIT_ERR_FALL_OFF = 7,       /* control ran past the end of a function */
     EBPFJIT_ERR_BAD_INSN = 8,       /* instruction an engine cannot execute (e.g. kfunc call) */
+    EBPFJIT_ERR_TIMEOUT = 9,        /* the run's wall-clock timeout passed */
     EBPFJIT_TAIL_CALL = 100,        /* internal: bpf_tail_call() chose st->tail_target */
 };
 
@@ -114,7 +122,7 @@ struct ebpfjit_state {
     uint64_t fault_size;
     uint64_t fault_info;
     /* limits */
-    uint64_t budget;                /* back-edges, bpf-to-bpf calls and callbacks left */
+    uint64_t budget;                /* instructions left in this chunk (see budget_rest) */
     uint32_t depth;                 /* frames in use (1 while in the entry function) */
     uint32_t tail_calls;
     /* memory the program may touch */
@@ -141,6 +149,8 @@ struct ebpfjit_state {
     uint64_t fault_mem_base, fault_mem_len, fault_ctx_base, fault_ctx_len;
     uint64_t fault_frame_lo[EBPFJIT_MAX_FRAMES];
     uint32_t fault_depth;
+    uint32_t lock_depth[EBPFJIT_MAX_HELD_LOCKS];   /* frame (st->depth) that took each lock */
+    uint64_t budget_rest;           /* instructions of the budget beyond st->budget */
 };
 
 /* --- core runtime (runtime.c) --- */
@@ -166,6 +176,25 @@ void ebpfjit_env_free(struct ebpfjit_env *env);
 int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable);
 /* Per-CPU slots (virtual CPUs) of an env: 1..EBPFJIT_MAX_VCPUS; -1 otherwise. */
 int ebpfjit_env_set_ncpus(struct ebpfjit_env *env, uint32_t ncpus);
+
+/* Gives a run `budget` instructions: at most EBPFJIT_BUDGET_CHUNK in st->budget, the rest in
+ * st->budget_rest. Every place that starts a run's budget goes through this. */
+static inline void ebpfjit_budget_set(struct ebpfjit_state *st, uint64_t budget)
+{
+    uint64_t chunk = budget < EBPFJIT_BUDGET_CHUNK ? budget : EBPFJIT_BUDGET_CHUNK;
+    st->budget = chunk;
+    st->budget_rest = budget - chunk;
+}
+
+/* The slow path of a charge of `charge` instructions when `left` (the engine's st->budget)
+ * does not cover it: takes the next chunk from st->budget_rest and checks the wall-clock
+ * deadline. Returns the new st->budget (>= 1), or 0 with the fault recorded at `pc`
+ * (EBPFJIT_ERR_BUDGET: the whole budget is spent; EBPFJIT_ERR_TIMEOUT). */
+uint64_t ebpfjit_budget_refill(struct ebpfjit_state *st, uint64_t left, uint64_t charge,
+                               int32_t pc);
+/* For helpers that do work in proportion to an argument: charge `n` instructions to st->budget
+ * (0), or record the fault with pc -1 and return -1. */
+int ebpfjit_budget_charge(struct ebpfjit_state *st, uint64_t n);
 
 /* Prepare `st` for a run (results cleared, budget, depth 0, env); regions are kept. */
 void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint64_t budget);

@@ -551,12 +551,8 @@ uint64_t ebpfjit_invoke_callback(struct ebpfjit_state *st, uint64_t callback, ui
         return 0;
     }
     /* A callback is a call: it spends budget and takes a frame, as a bpf-to-bpf call does. */
-    if (st->budget <= 1) {
-        st->budget = 0;
-        ebpfjit_fault(st, EBPFJIT_ERR_BUDGET, -1, 0, 0);
+    if (ebpfjit_budget_charge(st, 1))
         return 0;
-    }
-    st->budget--;
     if (depth >= EBPFJIT_MAX_FRAMES) {
         ebpfjit_fault(st, EBPFJIT_ERR_CALL_DEPTH, -1, 0, 0);
         return 0;

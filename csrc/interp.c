@@ -33,6 +33,7 @@ struct interp {
     uint32_t nrecs;
     uint32_t nslots;
     const struct ix **callable;     /* per slot: the record of a callback target, or NULL */
+    uint32_t *charge;               /* per slot: instructions a segment ending there costs */
     struct ix recs[];
 };
 
@@ -54,7 +55,7 @@ struct interp {
     X(A64_XCHG) X(A64_CMPXCHG)                                                                 \
     X(A32_ADD) X(A32_OR) X(A32_AND) X(A32_XOR) X(A32_FADD) X(A32_FOR) X(A32_FAND) X(A32_FXOR)  \
     X(A32_XCHG) X(A32_CMPXCHG)                                                                 \
-    X(FALL_OFF) X(BAD_INSN) X(BAD_TARGET)
+    X(FALL_OFF) X(BAD_INSN) X(BAD_TARGET) X(CHARGE)
 
 #define ENUM_ONE(n) H_##n,
 #define ENUM_J(C) H_##C##64K, H_##C##64X, H_##C##32K, H_##C##32X, \
@@ -172,12 +173,63 @@ static struct raw raw_at(const uint8_t *code, uint32_t pc)
     return r;
 }
 
+/* The instruction budget (runtime_api.h, the same computation as ebpfjit/lower/budget.py):
+ * the code between two charge points is a forward-only segment, which starts at a function
+ * entry, a loop header (back-edge target) or a local call's return point. acc[pc] is the most
+ * instructions a segment can have executed before slot pc (the longest forward path); a local
+ * call, an exit and every edge into a loop header (the _B jump variants, and the CHARGE record
+ * the fallthrough into a header passes) cost charge[pc] = acc[pc] + 1. Slots are visited in
+ * order and every forward edge goes to a later slot, so one pass suffices. */
+static int ends_always(int h)
+{
+    return h == H_CALL_LOCAL || h == H_EXIT;
+}
+
+struct segments {
+    uint32_t *acc, *charge;
+    const uint8_t *is_func, *is_head;
+    const uint32_t *pc2rec;
+    struct ix *recs;
+};
+
+static void segment_reach(const struct segments *sg, uint32_t pc, uint32_t target,
+                          uint32_t here, int fallthrough)
+{
+    if (sg->is_head[target]) {
+        sg->charge[pc] = here;
+        if (fallthrough && !sg->is_func[target])
+            sg->recs[sg->pc2rec[target] - 1].imm = here;   /* its CHARGE record */
+    } else if (!sg->is_func[target] && sg->acc[target] < here) {
+        sg->acc[target] = here;
+    }
+}
+
+static void segment_step(const struct segments *sg, uint32_t pc, int h, int64_t t,
+                         uint32_t width)
+{
+    uint32_t here = sg->acc[pc] + 1;
+    int jump = h == H_JA || h == H_JA_B, cond = 0;
+
+#define IS_COND(C) || (h >= H_##C##64K && h <= H_##C##32X_B)
+    cond = 0 CONDS(IS_COND);
+#undef IS_COND
+    if (ends_always(h)) {
+        sg->charge[pc] = here;
+        return;
+    }
+    if (jump || cond)
+        segment_reach(sg, pc, (uint32_t)t, here, 0);
+    if (!jump)
+        segment_reach(sg, pc, pc + width, here, 1);
+}
+
 int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
 {
     const void *const *labels = handler_labels();
     uint32_t n = prog->nslots, pc, nfunc = 0, nrecs = 0, k;
-    uint8_t *is_start = NULL, *is_func = NULL;
-    uint32_t *pc2rec = NULL;
+    uint8_t *is_start = NULL, *is_func = NULL, *is_head = NULL;
+    uint32_t *pc2rec = NULL, *acc = NULL;
+    struct segments sg;
     struct interp *ipg = NULL;
     int rc = -1;
 
@@ -186,8 +238,9 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
         return -1;
     is_start = calloc(n + 1, 1);
     is_func = calloc(n + 1, 1);
+    is_head = calloc(n + 1, 1);
     pc2rec = malloc((n + 1) * sizeof(*pc2rec));
-    if (!is_start || !is_func || !pc2rec)
+    if (!is_start || !is_func || !is_head || !pc2rec)
         goto out;
     for (pc = 0; pc < n; pc++) {
         struct raw r = raw_at(prog->code, pc);
@@ -207,10 +260,19 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
         if (((r.opcode == 0x85 && r.src == 1) || (r.opcode == 0x18 && r.src == 4)) && t >= 0 &&
             t < n && is_start[t])
             is_func[t] = 1;
+        /* Loop headers: targets of backward jumps (ja: off, gotol: imm; jcond: off). */
+        if (((r.opcode & 7) == 5 || (r.opcode & 7) == 6) && r.opcode != 0x85 &&
+            r.opcode != 0x8d && r.opcode != 0x95) {
+            t = (int64_t)pc + 1 + (r.opcode == 0x06 ? r.imm : r.off);
+            if (t >= 0 && t <= (int64_t)pc && is_start[t])
+                is_head[t] = 1;
+        }
     }
     for (pc = 0; pc < n; pc++) {
         nrecs += is_start[pc];
         nfunc += is_func[pc];
+        /* A CHARGE record before each loop header: the fallthrough into it charges there. */
+        nrecs += is_start[pc] && is_head[pc] && !is_func[pc];
     }
     if (!n)
         nfunc = 1;
@@ -221,7 +283,9 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
     ipg->nrecs = nrecs;
     ipg->nslots = n;
     ipg->callable = calloc(n + 1, sizeof(*ipg->callable));
-    if (!ipg->callable)
+    ipg->charge = calloc(n + 1, sizeof(*ipg->charge));
+    acc = calloc(n + 2, sizeof(*acc));
+    if (!ipg->callable || !ipg->charge || !acc)
         goto out;
 
     /* Lay out records: each function's instructions, then its FALL_OFF sentinel. */
@@ -235,6 +299,10 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
             }
             if (!is_start[pc])
                 continue;
+            if (is_head[pc] && !is_func[pc]) {
+                ipg->recs[k].label = labels[H_CHARGE];   /* imm: set by segment_step */
+                ipg->recs[k++].pc = last_pc;
+            }
             pc2rec[pc] = k;
             ipg->recs[k++].pc = (int32_t)pc;
             last_pc = (int32_t)pc;
@@ -244,12 +312,18 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
     }
     if (k != nrecs)
         goto out;
+    sg.acc = acc;
+    sg.charge = ipg->charge;
+    sg.is_func = is_func;
+    sg.is_head = is_head;
+    sg.pc2rec = pc2rec;
+    sg.recs = ipg->recs;
 
     for (pc = 0; pc < n; pc++) {
         struct ix *x;
         struct raw r;
         int h = H_BAD_INSN;
-        int64_t t;
+        int64_t t = 0;
         int cls;
         if (!is_start[pc])
             continue;
@@ -277,7 +351,7 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
             if ((r.opcode & 0xf0) == 0x00) {
                 if (r.opcode == 0x05 || r.opcode == 0x06) {
                     t = (int64_t)pc + 1 + (r.opcode == 0x05 ? r.off : r.imm);
-                    h = t <= (int64_t)pc ? H_JA_B : H_JA;
+                    h = t <= (int64_t)pc || (t < n && is_head[t]) ? H_JA_B : H_JA;
                     goto target;
                 }
                 break;
@@ -304,7 +378,7 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
                 (r.opcode & 0xf0) >= 0xe0)
                 break;
             t = (int64_t)pc + 1 + r.off;
-            h = jmp_handler(r.opcode, t <= (int64_t)pc);
+            h = jmp_handler(r.opcode, t <= (int64_t)pc || (t >= 0 && t < n && is_head[t]));
             if (cls == 6)
                 x->imm = (uint32_t)r.imm;
 target:
@@ -379,6 +453,7 @@ target:
         if (h == H_BAD_INSN)
             x->imm = r.opcode;   /* reported as fault_info */
         x->label = labels[h];
+        segment_step(&sg, pc, h, t, r.opcode == 0x18 && pc + 1 < n ? 2 : 1);
     }
     for (pc = 1; pc < n; pc++)
         if (is_func[pc])
@@ -388,18 +463,22 @@ target:
     rc = 0;
 out:
     if (ipg)
-        free(ipg->callable);
+        free(ipg->callable), free(ipg->charge);
     free(ipg);
+    free(acc);
     free(is_start);
     free(is_func);
+    free(is_head);
     free(pc2rec);
     return rc;
 }
 
 void ebpfjit_interp_release(struct ebpfjit_prog *prog)
 {
-    if (prog->interp)
+    if (prog->interp) {
         free(((struct interp *)prog->interp)->callable);
+        free(((struct interp *)prog->interp)->charge);
+    }
     free(prog->interp);
     prog->interp = NULL;
 }
@@ -556,10 +635,19 @@ static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st,
         st->budget = budget;                                                                  \
         return ebpfjit_fault(st, (code), ip->pc, (a), (n));                                   \
     } while (0)
-#define SPEND()                                                                               \
+/* Charge the segment ending here (runtime_api.h); past the chunk, the runtime refills it or
+ * records the fault (budget exhausted, timeout). */
+#define SPEND() SPEND_C(ipg->charge[ip->pc])
+#define SPEND_C(charge)                                                                       \
     do {                                                                                      \
-        if (__builtin_expect(--budget == 0, 0))                                               \
-            FAULT(EBPFJIT_ERR_BUDGET, 0, 0);                                                  \
+        uint64_t c_ = (charge);                                                               \
+        if (__builtin_expect(c_ >= budget, 0)) {                                              \
+            budget = ebpfjit_budget_refill(st, budget, c_, ip->pc);                           \
+            if (!budget)                                                                      \
+                return st->status;                                                            \
+        } else {                                                                              \
+            budget -= c_;                                                                     \
+        }                                                                                     \
     } while (0)
 /* [a, a+n) in the current frame or the mem region, else the slow path. */
 #define CHECK(a, n, lim, write, code)                                                         \
@@ -654,6 +742,7 @@ L_BE64: DST = __builtin_bswap64(DST); NEXT();
     JCOND(JSLE, (int64_t)a <= (int64_t)b, (int32_t)a <= (int32_t)b)
 
 L_JA: ip = ip->tgt; DISPATCH();
+L_CHARGE: SPEND_C(ip->imm); NEXT();   /* the fallthrough into a loop header */
 L_JA_B: SPEND(); ip = ip->tgt; DISPATCH();
 
     /* ---- calls ---- */
@@ -708,6 +797,7 @@ L_CALL_LOCAL: {
     }
 L_EXIT: {
         struct frame_save *s;
+        SPEND();
         if (depth == base + 1) {
             st->r0 = reg[0];
             st->budget = budget;

@@ -53,6 +53,58 @@ int32_t ebpfjit_helper_status(struct ebpfjit_state *st, int32_t pc)
     return st->status;
 }
 
+/* --- the instruction budget and the wall-clock deadline (runtime_api.h) --- */
+
+static __thread uint64_t run_deadline;
+
+uint64_t ebpfjit_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ebpfjit_set_deadline(uint64_t deadline_ns)
+{
+    uint64_t prev = run_deadline;
+
+    run_deadline = deadline_ns;
+    return prev;
+}
+
+uint64_t ebpfjit_budget_refill(struct ebpfjit_state *st, uint64_t left, uint64_t charge,
+                               int32_t pc)
+{
+    uint64_t total = left + st->budget_rest, chunk;
+
+    if (charge >= total) {
+        st->budget = 0;
+        st->budget_rest = 0;
+        ebpfjit_fault(st, EBPFJIT_ERR_BUDGET, pc, 0, 0);
+        return 0;
+    }
+    if (run_deadline && ebpfjit_now_ns() >= run_deadline) {
+        st->budget = left;
+        ebpfjit_fault(st, EBPFJIT_ERR_TIMEOUT, pc, 0, 0);
+        return 0;
+    }
+    total -= charge;
+    chunk = total < EBPFJIT_BUDGET_CHUNK ? total : EBPFJIT_BUDGET_CHUNK;
+    st->budget = chunk;
+    st->budget_rest = total - chunk;
+    return chunk;
+}
+
+int ebpfjit_budget_charge(struct ebpfjit_state *st, uint64_t n)
+{
+    if (n < st->budget) {
+        st->budget -= n;
+        return 0;
+    }
+    return ebpfjit_budget_refill(st, st->budget, n, -1) ? 0 : -1;
+}
+
 /* Overflow-safe [addr, addr+size) within [base, base+len). */
 static inline int inside(uint64_t base, uint64_t len, uint64_t addr, uint64_t size)
 {
@@ -259,7 +311,7 @@ void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint
     st->fault_addr = 0;
     st->fault_size = 0;
     st->fault_info = 0;
-    st->budget = budget;
+    ebpfjit_budget_set(st, budget);
     st->depth = 0;
     st->tail_calls = 0;
     st->env = env;
@@ -520,7 +572,7 @@ static uint64_t run_region(struct ebpfjit_prog *prog, struct ebpfjit_state *st, 
 
     if (!len)
         buf = NULL;
-    st->budget = budget;
+    ebpfjit_budget_set(st, budget);
     st->mem_base = (uint64_t)(uintptr_t)buf;
     st->mem_len = len;
     st->mem_writable = 1;
@@ -651,7 +703,7 @@ static TIMED_LOOP int32_t run_repeat_full(struct ebpfjit_loop *lp, uint64_t budg
 
     t0 = now_ns();
     for (i = 0; i < repeat; i++) {
-        st->budget = budget;
+        ebpfjit_budget_set(st, budget);
         status = run_next(prog, st, engine, &clean, r1, r2);
         if (status != EBPFJIT_OK)
             break;
@@ -674,7 +726,7 @@ static TIMED_LOOP uint64_t code_calls(ebpfjit_jit_fn fn, struct ebpfjit_state *s
     /* Counting down keeps every value of the loop in a callee-saved register. */
     ALIGN_TIMED_LOOP();
     for (left = n; left; left--) {
-        st->budget = budget;
+        ebpfjit_budget_set(st, budget);
         s = fn(st, r1, r2);
         if (__builtin_expect(s != EBPFJIT_OK, 0)) {
             left--;
@@ -702,7 +754,7 @@ static int32_t run_repeat_code(struct ebpfjit_loop *lp, uint64_t budget, uint64_
     uint64_t todo, done = 0, t0, t1;
     int32_t status;
 
-    st->budget = budget;
+    ebpfjit_budget_set(st, budget);
     if (!fn) {
         run_reset(lp->prog, st, EBPFJIT_ENGINE_JIT);
         ebpfjit_fault(st, EBPFJIT_ERR_BAD_INSN, 0, 0, 0);

@@ -4,9 +4,16 @@
  * C; csrc/cdef/10_runtime.h mirrors this file for cffi.
  *
  * Conventions both engines follow, so that they fail identically:
- *  - Budget: a taken backward jump (target pc <= pc), a local call, a helper call and a callx
- *    each do `if (--st->budget == 0) fault(EBPFJIT_ERR_BUDGET, pc)` BEFORE anything else the
- *    instruction does (so a call that would also exceed the depth reports BUDGET).
+ *  - Budget (instructions): code between two charge points is a forward-only segment (it
+ *    starts at a function entry, a back-edge target or a local call's return point). A taken
+ *    backward jump (target pc <= pc), a local call and an exit each charge their segment's
+ *    static worst case c = charge[pc] (the longest forward path from a segment start to pc,
+ *    instructions counted, pc included; interp.c segment_step, lower/budget.py) BEFORE
+ *    anything else the instruction does (so a call that would also exceed the depth reports
+ *    BUDGET): `if (c >= budget) { budget = ebpfjit_budget_refill(st, budget, c, pc); if
+ *    (!budget) fail; } else budget -= c`. So every executed instruction is paid for, and
+ *    a run with budget B executes fewer than B instructions (+ at most one segment per tail
+ *    call). The refill is also where the wall-clock deadline (ebpfjit_set_deadline) is read.
  *  - Local call: then `if (depth == EBPFJIT_MAX_FRAMES) fault(EBPFJIT_ERR_CALL_DEPTH, pc)`.
  *  - Helper faults: helpers do not know the pc, they call ebpfjit_fault(st, ..., pc = -1, ...).
  *    After every helper call (and callx) an engine does
@@ -56,6 +63,11 @@
  * behaviour, not a fault); otherwise *ok = 1. `pc` is accepted for future diagnostics. */
 uint64_t ebpfjit_ld_packet(struct ebpfjit_state *st, uint64_t offset, uint32_t size, int32_t pc,
                            int *ok);
+
+/* This thread's run deadline (CLOCK_MONOTONIC ns, 0: none), read when a budget chunk runs out
+ * (EBPFJIT_ERR_TIMEOUT). Returns the previous one (a nested run restores it). */
+uint64_t ebpfjit_set_deadline(uint64_t deadline_ns);
+uint64_t ebpfjit_now_ns(void);
 
 /* After a helper left st->status != 0: sets fault_pc = pc if the helper left it at -1 and
  * returns st->status. */

@@ -43,6 +43,7 @@ KINDS = {
     lib.EBPFJIT_ERR_HELPER: "helper",
     lib.EBPFJIT_ERR_FALL_OFF: "fall_off",
     lib.EBPFJIT_ERR_BAD_INSN: "bad_insn",
+    lib.EBPFJIT_ERR_TIMEOUT: "timeout",
 }
 
 # Per thread: the exception a Python helper raised during the current run.
@@ -671,8 +672,10 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
     elif status == lib.EBPFJIT_ERR_CALL_DEPTH:
         message = f"call depth exceeds {MAX_FRAMES} frames"
     elif status == lib.EBPFJIT_ERR_BUDGET:
-        message = (f"budget of {budget} back-edges/calls exhausted" if budget is not None
-                   else "budget of back-edges/calls exhausted")
+        message = (f"instruction budget of {budget} exhausted" if budget is not None
+                   else "instruction budget exhausted")
+    elif status == lib.EBPFJIT_ERR_TIMEOUT:
+        message = "run timed out (its wall-clock timeout passed)"
     elif status == lib.EBPFJIT_ERR_HELPER:
         helper = info
         if insn is not None and insn.opcode == 0x85 and insn.src == 0:
@@ -737,7 +740,7 @@ def _bad_insn_message(insn, info: int) -> str:
 # --- facts for the JIT -----------------------------------------------------------------------
 
 _JIT_SYMBOLS = ("ebpfjit_access_ok", "ebpfjit_fault", "ebpfjit_call_helper", "ebpfjit_ld_packet",
-                "ebpfjit_helper_status", "ebpfjit_current")
+                "ebpfjit_helper_status", "ebpfjit_current", "ebpfjit_budget_refill")
 
 
 def helper_symbols() -> dict[str, int]:

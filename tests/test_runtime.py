@@ -476,15 +476,19 @@ def test_nested_run_from_python_helper():
     assert run("mov %r1, 6\ncall 4\nadd %r0, 1\nexit", b"outer", env=env) == 7
 
 
-def test_helper_calls_spend_no_budget():
+def test_helper_calls_count_as_one_instruction():
     env = Env()
     env.register_helper(5, identity)
-    # Helpers end by themselves: only back-edges, local calls and callbacks spend budget.
+    # A run with budget B executes fewer than B instructions; a helper call is one of them.
     text = "call 5\ncall 5\ncall 5\nexit"
-    assert run(text, env=env, budget=1) == 0
-    looped = "mov %r6, 3\nloop:\ncall 5\nsub %r6, 1\njne %r6, 0, loop\nexit"   # 2 back-edges
-    assert run(looped, env=env, budget=3) == 0
-    assert fault(looped, env=env, budget=2).pc == 3
+    assert run(text, env=env, budget=5) == 0
+    assert fault(text, env=env, budget=4).pc == 3
+    # 1 (pc 0, charged entering the loop) + 3 + 3 (two back-edges) + 4 (the last pass + exit)
+    looped = "mov %r6, 3\nloop:\ncall 5\nsub %r6, 1\njne %r6, 0, loop\nexit"
+    assert run(looped, env=env, budget=12) == 0
+    assert fault(looped, env=env, budget=11).pc == 4
+    assert fault(looped, env=env, budget=7).pc == 3
+    assert fault(looped, env=env, budget=1).pc == 0
 
 
 # --- lddw map forms --------------------------------------------------------------------------
@@ -530,20 +534,20 @@ def test_kfunc_call_is_bad_insn():
 def test_budget_infinite_loop():
     err = fault("mov %r0, 0\nloop:\nadd %r0, 1\nja loop", budget=1000)
     assert (err.kind, err.pc) == ("budget", 2)
-    assert str(err) == "pc 2: budget of 1000 back-edges/calls exhausted"
+    assert str(err) == "pc 2: instruction budget of 1000 exhausted"
 
 
 def test_budget_counts_exactly():
-    text = "mov %r1, 10\nloop:\nsub %r1, 1\njne %r1, 0, loop\nexit"   # 9 taken back-edges
-    assert run(text, budget=10) == 0
-    assert fault(text, budget=9).kind == "budget"
+    text = "mov %r1, 10\nloop:\nsub %r1, 1\njne %r1, 0, loop\nexit"   # 22 instructions run
+    assert run(text, budget=23) == 0
+    assert fault(text, budget=22).kind == "budget"
     with pytest.raises(ValueError):
         run(text, budget=0)
 
 
 def test_default_budget_message():
     err = fault("ja -1")
-    assert str(err) == f"pc 0: budget of {runtime.DEFAULT_BUDGET} back-edges/calls exhausted"
+    assert str(err) == f"pc 0: instruction budget of {runtime.DEFAULT_BUDGET} exhausted"
 
 
 # --- out-of-bounds ---------------------------------------------------------------------------

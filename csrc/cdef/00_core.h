@@ -8,6 +8,8 @@
 #define EBPFJIT_MAX_VCPUS 256
 #define EBPFJIT_DEFAULT_BUDGET ...
 #define EBPFJIT_MAX_HELD_LOCKS 4
+#define EBPFJIT_BUDGET_CHUNK ...
+#define EBPFJIT_MAX_INSNS ...
 #define EBPFJIT_ENGINE_INTERP 0
 #define EBPFJIT_ENGINE_JIT 1
 #define EBPFJIT_ENGINE_JIT_CODE 2
@@ -22,6 +24,7 @@ enum ebpfjit_status {
     EBPFJIT_ERR_HELPER = 6,
     EBPFJIT_ERR_FALL_OFF = 7,
     EBPFJIT_ERR_BAD_INSN = 8,
+    EBPFJIT_ERR_TIMEOUT = 9,
     EBPFJIT_TAIL_CALL = 100,
 };
 
@@ -98,6 +101,8 @@ struct ebpfjit_state {
     uint64_t fault_mem_base, fault_mem_len, fault_ctx_base, fault_ctx_len;
     uint64_t fault_frame_lo[8];
     uint32_t fault_depth;
+    uint32_t lock_depth[4];
+    uint64_t budget_rest;
 };
 
 struct ebpfjit_state *ebpfjit_current(void);
@@ -111,6 +116,9 @@ struct ebpfjit_env *ebpfjit_env_new(void);
 void ebpfjit_env_free(struct ebpfjit_env *env);
 int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable);
 int ebpfjit_env_set_ncpus(struct ebpfjit_env *env, uint32_t ncpus);
+uint64_t ebpfjit_budget_refill(struct ebpfjit_state *st, uint64_t left, uint64_t charge,
+                               int32_t pc);
+int ebpfjit_budget_charge(struct ebpfjit_state *st, uint64_t n);
 void ebpfjit_state_reset(struct ebpfjit_state *st, struct ebpfjit_env *env, uint64_t budget);
 int32_t ebpfjit_run(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
                     uint64_t r1, uint64_t r2);

@@ -12,6 +12,8 @@ ebpfjit_helper_fn ebpfjit_py_trampoline(uint32_t id);
 uint64_t ebpfjit_ld_packet(struct ebpfjit_state *st, uint64_t offset, uint32_t size, int32_t pc,
                            int *ok);
 int32_t ebpfjit_helper_status(struct ebpfjit_state *st, int32_t pc);
+uint64_t ebpfjit_set_deadline(uint64_t deadline_ns);
+uint64_t ebpfjit_now_ns(void);
 uint64_t ebpfjit_run_py(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,
                         uint64_t budget, char *mem, uint64_t len, int copy);
 uint64_t ebpfjit_run_py_regs(struct ebpfjit_prog *prog, struct ebpfjit_state *st, int engine,

@@ -34,6 +34,7 @@ ERR_BUDGET = 5
 ERR_HELPER = 6
 ERR_FALL_OFF = 7
 ERR_BAD_INSN = 8
+ERR_TIMEOUT = 9
 MAX_HELPERS = 512
 
 ENTRY_NAME = "ebpf_entry"
@@ -52,6 +53,8 @@ RUNTIME_DECLS = {
     "ebpfjit_call_helper": (I64, (PTR, I64, I64, I64, I64, I64, I64)),
     # int32_t ebpfjit_helper_status(st, pc)
     "ebpfjit_helper_status": (I32, (PTR, I32)),
+    # uint64_t ebpfjit_budget_refill(st, left, charge, pc): next budget chunk, or 0 (fault)
+    "ebpfjit_budget_refill": (I64, (PTR, I64, I64, I32)),
     # uint64_t ebpfjit_ld_packet(st, offset, size, pc, int *ok)
     "ebpfjit_ld_packet": (I64, (PTR, I64, I32, I32, PTR)),
     # uint64_t ebpfjit_jit_map_lookup(st, map, key, key_room) (csrc/jit_support.h)

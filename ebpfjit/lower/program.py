@@ -27,13 +27,13 @@ from ..insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction, iter_pcs
 from ..isa import AluOp, AtomicOp, Class, JmpOp, Kind, Source
 from ..spec import PSEUDO_FUNC
 from . import cgutils
+from .budget import segment_charges
 from .cgutils import byte_gep, const
 from .context import (
     CALLBACK_NAME,
     CALLBACK_TAG,
     ENTRY_NAME,
     ERR_BAD_INSN,
-    ERR_BUDGET,
     ERR_CALL_DEPTH,
     ERR_FALL_OFF,
     ERR_HELPER,
@@ -214,6 +214,8 @@ class ProgramInfo:
     functions: list[FunctionInfo]
     by_start: dict[int, FunctionInfo]
     early_exit: bool = False     # a callee has a packet load (may end the run early)
+    charges: dict[int, int] = field(default_factory=dict)   # budget charge points (budget.py)
+    loop_heads: set[int] = field(default_factory=set)       # edges into these charge
 
 
 def _successors(pc: int, insn: Instruction, fn: FunctionInfo) -> list[int]:
@@ -273,7 +275,8 @@ def analyze_program(insns: list[Instruction]) -> ProgramInfo:
     if any(insn.kind is Kind.LDDW and insn.src in (1, 2) for insn in by_pc.values()):
         for fn in functions:
             fn.map_states = _map_dataflow(fn, by_pc)
-    return ProgramInfo(by_pc, functions, by_start, early_exit)
+    return ProgramInfo(by_pc, functions, by_start, early_exit,
+                       *segment_charges(by_pc, set(by_start)))
 
 
 def _map_transfer(insn: Instruction, state: tuple) -> tuple:
@@ -762,7 +765,7 @@ class FunctionLowerer:
             if pc in self.blocks:
                 if not b.block.is_terminated:
                     self.flush()
-                    b.branch(self.blocks[pc])
+                    b.branch(self.edge_block(last_pc, pc))
                 b.position_at_end(self.blocks[pc])
                 self.forget()
             elif b.block.is_terminated:
@@ -893,14 +896,36 @@ class FunctionLowerer:
         self.fault(status, pc, addr, size, info)
         b.position_at_end(ok)
 
-    def consume_budget(self, pc, name=None):
-        """Spend one unit of budget (taken back-edge, bpf-to-bpf call): `if (--budget == 0) fault`.
-        `pc` is an int or an i32 value (a latch's phi)."""
+    def consume_budget(self, pc: int, name=None):
+        """Charge the segment ending at `pc` (taken back-edge, local call, exit; budget.py):
+        `if (c >= budget) { budget = ebpfjit_budget_refill(...); if (!budget) unwind; } else
+        budget -= c`. The refill (next chunk, wall-clock deadline) is off the hot path."""
         b = self.builder
-        left = b.sub(self.read_slot(self.budget), const(I64, 1), name="budget")
-        self.write_slot(self.budget, left, through=True)
-        self.fault_if(b.icmp_unsigned("==", left, const(I64, 0)), ERR_BUDGET, pc,
-                      name="budget", block_name=name)
+        charge = const(I64, self.prog.charges[pc])
+        left = self.read_slot(self.budget)
+        prefix = name or f"pc{pc}"
+        slow = b.append_basic_block(f"{prefix}.refill")
+        cont = b.append_basic_block(f"{prefix}.charged")
+        fast = b.sub(left, charge, name="budget")
+        fast_block = b.block
+        cgutils.cbranch_unlikely(b, b.icmp_unsigned("<=", left, charge), slow, cont,
+                                 self.ctx.unlikely_weights())
+        b.position_at_end(slow)
+        with self.side():
+            self.before_runtime_call()
+            refilled = b.call(self.ctx.runtime_fn("ebpfjit_budget_refill"),
+                              [self.st, left, charge, const(I32, pc)], name="budget.refill")
+            failed = b.append_basic_block(f"{prefix}.spent")
+            refill_block = b.block
+            cgutils.cbranch_unlikely(b, b.icmp_unsigned("==", refilled, const(I64, 0)), failed,
+                                     cont, self.ctx.unlikely_weights())
+            b.position_at_end(failed)
+            self.return_status(self.load_field("status", I32))
+        b.position_at_end(cont)
+        phi = b.phi(I64, name="budget.left")
+        phi.add_incoming(fast, fast_block)
+        phi.add_incoming(refilled, refill_block)
+        self.write_slot(self.budget, phi, through=True)
 
     def check_status_after_call(self, pc: int, helper: bool):
         """Every frame unwinds at once when a callee/helper left a status (fault, tail call).
@@ -1067,15 +1092,17 @@ class FunctionLowerer:
         self.builder.branch(self.edge_block(pc, target))
 
     def edge_block(self, pc: int, target: int):
-        """The block an edge from the jump at `pc` to `target` enters (call in the block that
-        branches): `target`'s own block, or for a backward edge a block of its own that first
-        spends budget: `if (--budget == 0) fault(pc)`. (One latch shared by all back-edges to
-        a header, with the pc as a phi, measured 12% slower on log2: LSR then kept the budget
-        in a spilled register.)"""
-        if target > pc:
-            return self.blocks[target]
+        """The block an edge from `pc` to `target` enters (call in the block that branches):
+        `target`'s own block, or for an edge into a loop header (backward, or entering the loop)
+        a block of its own that first charges the segment ending there (consume_budget). (One
+        latch shared by all back-edges to a header, with the pc as a phi, measured 12% slower
+        on log2: LSR then kept the budget in a spilled register.)"""
+        insn = self.prog.insns[pc]
+        if target not in self.prog.loop_heads or (
+                target > pc and insn.kind is Kind.CALL and insn.src == CALL_LOCAL):
+            return self.blocks[target]   # (a local call charged its segment already)
         b = self.builder
-        block = b.append_basic_block(f"pc{pc}.backedge")
+        block = b.append_basic_block(f"pc{pc}.backedge" if target <= pc else f"pc{pc}.enter")
         with self.detached(block):
             self.consume_budget(pc)
             b.branch(self.blocks[target])
@@ -1090,7 +1117,7 @@ class FunctionLowerer:
         cond = JCOND_OPS[insn.info.op](b, dst, src)
         target = insn.branch_target(pc)
         self.flush()
-        fall = self.blocks.get(pc + 1)
+        fall = self.edge_block(pc, pc + 1) if pc + 1 in self.blocks else None
         if fall is None:   # a conditional jump ends the function: its fallthrough falls off
             fall = b.append_basic_block(f"pc{pc}.falloff")
             with b.goto_block(fall):
@@ -1112,6 +1139,7 @@ class FunctionLowerer:
 
     def lower_exit(self, pc: int, insn: Instruction):
         b = self.builder
+        self.consume_budget(pc)
         r0 = self.read_reg(0)
         self.store_budget()
         if self.fn.is_entry:
