@@ -239,11 +239,14 @@ def test_limit_counts_entries_written_by_other_processes(tmp_path):
     for code in SMALL:
         jit.compile_program(code, cache=writer)
     size = entries(tmp_path)[0].stat().st_size
-    # A fresh process's cache sees the folder's real size on its first write.
+    # A fresh process's cache sees the folder's real size on its first write (of an entry the
+    # size of the others, so that the limit can hold it).
+    fresh = assemble("mov %r0, 99\nexit")
     cache = CompileCache(tmp_path, max_bytes=size * 2)
-    jit.compile_program(CODE, cache=cache)
+    jit.compile_program(fresh, cache=cache)
+    assert cache.path(key_of(cache, fresh)).stat().st_size == size
     assert sum(p.stat().st_size for p in entries(tmp_path)) <= cache.max_bytes
-    assert cache.path(key_of(cache, CODE)).exists()
+    assert cache.path(key_of(cache, fresh)).exists()
     assert cache.stats()["evicted"] >= 3
 
 
