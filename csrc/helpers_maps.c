@@ -252,6 +252,30 @@ static uint64_t now_ns(void)
 
 #define USER_HOLD_LIMIT_NS 5000000000ull   /* BPF_F_LOCK copies hold the lock for a memcpy */
 
+/* Is `addr` the struct bpf_spin_lock field (BTF) of a value of one of this run's maps? The
+ * kernel verifier accepts nothing else (not the stack, a packet or another field), and a lock
+ * anywhere else could outlive its memory (a stack frame) or alias program data. */
+static int is_map_lock_field(const struct ebpfjit_state *st, uint64_t addr)
+{
+    const struct ebpfjit_env *env = st->env;
+    uint32_t i;
+
+    if (!env || !env->maps)
+        return 0;
+    for (i = 0; i < env->nmaps; i++) {
+        const struct ebpfjit_map *m = env->maps[i];
+        uint64_t off;
+
+        if (!m || m->spin_lock_off < 0 || !m->arena || !m->value_stride)
+            continue;
+        off = addr - (uint64_t)(uintptr_t)m->arena;
+        if (addr >= (uint64_t)(uintptr_t)m->arena && off + 4 <= m->arena_len &&
+            off % m->value_stride == (uint64_t)m->spin_lock_off)
+            return 1;
+    }
+    return 0;
+}
+
 uint64_t ebpfjit_helper_spin_lock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
 {
     uint32_t *word, me, cur;
@@ -261,6 +285,10 @@ uint64_t ebpfjit_helper_spin_lock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_
 
     if ((r1 & 3) || !ebpfjit_access_ok(st, r1, 4, 1)) {
         helper_fault(st, H_SPIN_LOCK, r1, 4);
+        return 0;
+    }
+    if (!is_map_lock_field(st, r1)) {
+        lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_NOT_A_LOCK);
         return 0;
     }
     if (st->nlocks >= EBPFJIT_MAX_HELD_LOCKS) {

@@ -27,6 +27,7 @@
 
 #define BPF_MAX_LOOPS (8 * 1024 * 1024)
 #define MAX_BPRINTF_BUF 1024
+#define FIELD_WIDTH_MAX ((1 << 23) - 1)   /* lib/vsprintf.c: widths are clamped to this */
 #define MAX_BPRINTF_VARARGS 12
 #define MAX_TRACE_PRINTK_VARARGS 3
 
@@ -212,12 +213,13 @@ struct outbuf {
     uint64_t cap, len;   /* len counts what would have been written (vsnprintf semantics) */
 };
 
+/* Appends n bytes (only what fits is copied: the work is bounded by the buffer, not by n). */
 static void out_str(struct outbuf *o, const char *s, size_t n)
 {
-    size_t i;
-    for (i = 0; i < n; i++, o->len++)
-        if (o->cap && o->len < o->cap - 1)
-            o->p[o->len] = s[i];
+    uint64_t room = o->cap && o->len < o->cap - 1 ? o->cap - 1 - o->len : 0;
+    if (room)
+        memcpy(o->p + o->len, s, n < room ? n : room);
+    o->len += n;
 }
 
 /* A string argument: copied only from memory the runtime knows; a bad pointer prints "" (the
@@ -249,7 +251,7 @@ int64_t ebpfjit_format(struct ebpfjit_state *st, char *out, uint64_t out_len, co
         return -EINVAL;     /* not NUL-terminated within fmt_size */
     for (i = 0; i < n; i++) {
         char spec[32], piece[MAX_BPRINTF_BUF];
-        uint64_t start = i, k;
+        uint64_t start = i, k, width;
         int is_long = 0, plen;
         char conv;
 
@@ -269,16 +271,33 @@ int64_t ebpfjit_format(struct ebpfjit_state *st, char *out, uint64_t out_len, co
         i++;
         while (fmt[i] == '0' || fmt[i] == '+' || fmt[i] == '-' || fmt[i] == ' ')
             i++;
+        width = 0;
         if (fmt[i] >= '1' && fmt[i] <= '9') {
-            i++;
-            while (fmt[i] >= '0' && fmt[i] <= '9')
+            while (fmt[i] >= '0' && fmt[i] <= '9') {
+                if (width <= FIELD_WIDTH_MAX)
+                    width = width * 10 + (uint64_t)(fmt[i] - '0');
                 i++;
+            }
         }
-        /* The flags/width part, reused verbatim with the C library's printf. */
+        /* The flags part verbatim, then the width as the kernel's vsprintf takes it
+         * (set_field_width: clamped to FIELD_WIDTH_MAX), for the C library's printf. Padding
+         * costs its width in budget, as the work of an instruction each. */
         k = i - start;
         if (k > 20)
             return -EINVAL;
         memcpy(spec, fmt + start, k);
+        if (width) {
+            size_t flags = 0;
+            while (spec[1 + flags] == '0' || spec[1 + flags] == '+' || spec[1 + flags] == '-' ||
+                   spec[1 + flags] == ' ')
+                flags++;
+            if (width > FIELD_WIDTH_MAX)
+                width = FIELD_WIDTH_MAX;
+            k = 1 + flags + (size_t)snprintf(spec + 1 + flags, sizeof(spec) - 1 - flags, "%llu",
+                                             (unsigned long long)width);
+            if (st && ebpfjit_budget_charge(st, width))
+                return -EINVAL;
+        }
         conv = fmt[i];
         if (conv == 'p') {
             char c1 = fmt[i + 1];

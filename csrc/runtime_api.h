@@ -50,6 +50,7 @@
 #define EBPFJIT_LOCK_REASON_NOT_HELD 3     /* unlock of a lock this run does not hold */
 #define EBPFJIT_LOCK_REASON_TOO_MANY 4     /* more than EBPFJIT_MAX_HELD_LOCKS held */
 #define EBPFJIT_LOCK_REASON_NO_OWNER 5     /* lock word names no live thread (overwritten) */
+#define EBPFJIT_LOCK_REASON_NOT_A_LOCK 6   /* not a map value's BTF bpf_spin_lock field */
 
 /* Returned by ebpfjit_run_py* when the run did not end with EBPFJIT_OK; the caller then checks
  * st->status (a successful run may legitimately return this value too). */

@@ -229,6 +229,9 @@ class LoadedProgram:
         code = bytes(code)
         if len(code) % 8 or not code:
             raise EbpfError(f"bytecode length {len(code)} is not a positive multiple of 8")
+        if len(code) // 8 > lib.EBPFJIT_MAX_INSNS:
+            raise EbpfError(f"program has {len(code) // 8} instructions, more than the kernel's "
+                            f"limit of {lib.EBPFJIT_MAX_INSNS} (BPF_COMPLEXITY_LIMIT_INSNS)")
         self.env = env
         self.code = code
         self._code = ffi.new("uint8_t[]", code)
@@ -716,6 +719,7 @@ _LOCK_REASONS = {
     3: "bpf_spin_unlock: the lock at {addr:#x} is not held by this run",
     4: "bpf_spin_lock: too many locks held at once (taking {addr:#x})",
     5: "bpf_spin_lock: the lock word at {addr:#x} names no live holder (overwritten?)",
+    6: "bpf_spin_lock: {addr:#x} is not the struct bpf_spin_lock field (BTF) of a map value",
 }
 
 
