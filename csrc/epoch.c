@@ -215,7 +215,13 @@ void ebpfjit_reclaim(void)
     reclaim(0);
 }
 
+int ebpfjit_epoch_in_run(void)
+{
+    return my_anon_nest || (my_rec && my_rec->nest);
+}
+
 uint64_t ebpfjit_deferred_pending(void)
 {
     return __atomic_load_n(&npending, __ATOMIC_RELAXED);
 }
+

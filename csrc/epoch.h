@@ -33,5 +33,7 @@ void ebpfjit_defer(void (*fn)(void *), void *arg);
 void ebpfjit_reclaim(void);
 /* Deferred work not yet run (tests, diagnostics). */
 uint64_t ebpfjit_deferred_pending(void);
+/* Is a run active on this thread (a Python helper's caller)? Then it must not wait. */
+int ebpfjit_epoch_in_run(void);
 
 #endif

@@ -556,16 +556,25 @@ class Map:
         return out
 
 
-def _with_free_regions(attach: Callable[[], int]) -> int:
-    """attach(); if the region table is full, once more after releasing the maps that wait
-    for their grace period or their garbage collection (their entries are then reusable)."""
+def _with_free_regions(attach: Callable[[], int], wait: float = 2.0) -> int:
+    """attach(); if the region table is full while freed maps still wait for the end of runs
+    that might reach them (or for the garbage collector), retry as their entries become
+    reusable, for at most `wait` seconds (the kernel's synchronize_rcu; never inside a run,
+    which would wait for itself)."""
     rc = attach()
-    if rc == -_errno.EMFILE:
-        import gc
-        gc.collect()
-        reclaim()
+    if rc != -_errno.EMFILE:
+        return rc
+    import gc
+    import time
+    gc.collect()
+    deadline = time.monotonic() + wait
+    while True:
+        waiting = reclaim()
         rc = attach()
-    return rc
+        if (rc != -_errno.EMFILE or not waiting or lib.ebpfjit_epoch_in_run()
+                or time.monotonic() > deadline):
+            return rc
+        time.sleep(0.0005)
 
 
 def _attach_error(code: int) -> str:
