@@ -25,6 +25,20 @@ struct {
 	__array(values, struct inner_array);
 } outer_hash SEC(".maps");
 
+/* Inner maps of any max_entries (BPF_F_INNER_MAP): their arenas differ in size. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_ARRAY);
+		__uint(map_flags, BPF_F_INNER_MAP);
+		__uint(max_entries, 1);
+		__type(key, __u32);
+		__type(value, __u64);
+	});
+} outer_sized SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 4);
@@ -108,6 +122,18 @@ int count_in_inner(struct xdp_md *ctx)
 {
 	__u32 len = ctx->data_end - ctx->data;
 	__u64 *v = inner_value(&outer, len & 255, 0);
+
+	if (!v)
+		return XDP_ABORTED;
+	__sync_fetch_and_add(v, 1);
+	return XDP_PASS;
+}
+
+/* outer_sized[0][0] += 1 (XDP_PASS), XDP_ABORTED without an inner map. */
+SEC("xdp")
+int count_in_sized(struct xdp_md *ctx)
+{
+	__u64 *v = inner_value(&outer_sized, 0, 0);
 
 	if (!v)
 		return XDP_ABORTED;
