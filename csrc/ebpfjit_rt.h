@@ -87,7 +87,8 @@ struct ebpfjit_map_base {
     uint8_t *values;                /* array-like maps: value i at values + i * round_up(value_size, 8) */
 };
 
-/* Per object (shared by its programs and threads; not modified while programs run). */
+/* Per object (shared by its programs and threads). Runs read `regions` without a lock; it
+ * changes only as ebpfjit_env_add_region / ebpfjit_env_remove_region describe. */
 struct ebpfjit_env {
     ebpfjit_helper_fn helpers[EBPFJIT_MAX_HELPERS];
     void **maps;                    /* lddw src=1/2 imm indexes this (struct ebpfjit_map *) */
@@ -99,6 +100,10 @@ struct ebpfjit_env {
      * program owns its CPU, so per-CPU map values are never shared by concurrent runs. */
     uint32_t ncpus;
     uint8_t vcpu_busy[EBPFJIT_MAX_VCPUS];
+    /* Lifetime: the creator's reference plus one per map attached (maps unregister their
+     * regions when freed, so the env must outlive them). Writers only (runtime.c): */
+    uint32_t refs;
+    uint64_t region_dead[EBPFJIT_MAX_ENV_REGIONS];  /* emptied entry: its epoch ticket, else 0 */
 };
 
 /* One program as the runner sees it. The interpreter reads `code`; the JIT fills `jit_fn`. */
@@ -173,7 +178,18 @@ uint64_t ebpfjit_call_helper(struct ebpfjit_state *st, uint64_t id, uint64_t r1,
 
 struct ebpfjit_env *ebpfjit_env_new(void);
 void ebpfjit_env_free(struct ebpfjit_env *env);
+/* 0, or -1 when all EBPFJIT_MAX_ENV_REGIONS entries are in use (or emptied too recently: an
+ * entry is reused only after a grace period, see epoch.h). len 0 adds nothing. */
 int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable);
+/* Same, but nothing is added if [base, base+len) is already registered (maps). */
+int ebpfjit_env_add_region_once(struct ebpfjit_env *env, uint64_t base, uint64_t len,
+                                int writable);
+/* Unregisters every entry for exactly [base, base+len): runs starting from now on cannot reach
+ * it; the memory may be freed after a grace period (ebpfjit_defer). Returns entries removed. */
+int ebpfjit_env_remove_region(struct ebpfjit_env *env, uint64_t base, uint64_t len);
+/* An env is freed when its last reference goes (ebpfjit_env_free drops the creator's). */
+void ebpfjit_env_hold(struct ebpfjit_env *env);
+void ebpfjit_env_release(struct ebpfjit_env *env);
 /* Per-CPU slots (virtual CPUs) of an env: 1..EBPFJIT_MAX_VCPUS; -1 otherwise. */
 int ebpfjit_env_set_ncpus(struct ebpfjit_env *env, uint32_t ncpus);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "epoch.h"
 #include "maps.h"
 
 #define ROUND8(x) (((uint64_t)(x) + 7) & ~(uint64_t)7)
@@ -1005,13 +1006,14 @@ fail:
     return NULL;
 }
 
-void ebpfjit_map_free(struct ebpfjit_map *m)
+static void map_unregister(struct ebpfjit_map *m);
+
+/* The memory itself: once no run can reach it (ebpfjit_map_free defers this). */
+static void map_destroy(void *p)
 {
+    struct ebpfjit_map *m = p;
     uint64_t cap;
 
-    if (!m)
-        return;
-    reg_del((uintptr_t)m);
     if (m->base.type == EBPFJIT_MAP_LPM_TRIE)
         ebpfjit_lpm_free(m);
     if (m->base.type == EBPFJIT_MAP_RINGBUF)
@@ -1034,6 +1036,18 @@ void ebpfjit_map_free(struct ebpfjit_map *m)
     free(m);
 }
 
+/* A run may still hold the map or one of its value pointers (an inner map replaced while a
+ * program runs, a pointer a program saved): helpers stop accepting it and its regions are
+ * unregistered now, the memory goes after a grace period (epoch.h). */
+void ebpfjit_map_free(struct ebpfjit_map *m)
+{
+    if (!m)
+        return;
+    reg_del((uintptr_t)m);
+    map_unregister(m);
+    ebpfjit_defer(map_destroy, m);
+}
+
 int ebpfjit_map_set_spin_lock(struct ebpfjit_map *m, int32_t off)
 {
     if (off < 0) {
@@ -1052,16 +1066,50 @@ int ebpfjit_map_set_spin_lock(struct ebpfjit_map *m, int32_t off)
 
 /* --- env attachment --------------------------------------------------------------------- */
 
-static int add_region_once(struct ebpfjit_env *env, const void *base, uint64_t len, int writable)
-{
-    uint32_t i;
+/* Serializes attach/detach/free bookkeeping (m->envs, and the inner maps of an outer map being
+ * attached while set_inner publishes one). Lock order: attach_lock, then the env region lock. */
+static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 
-    if (!base || !len)
-        return 0;
-    for (i = 0; i < env->nregions; i++)
-        if (env->regions[i].base == (uint64_t)(uintptr_t)base && env->regions[i].len == len)
-            return 0;
-    return ebpfjit_env_add_region(env, (uint64_t)(uintptr_t)base, len, writable) ? -E2BIG : 0;
+/* The program-visible memory of a map (what attach registers and free unregisters). */
+static uint32_t map_regions(const struct ebpfjit_map *m, struct ebpfjit_region out[2])
+{
+    uint32_t t = m->base.type, n = 0;
+
+    if (is_array(t) || (is_htab(t) && t != EBPFJIT_MAP_HASH_OF_MAPS) || t == EBPFJIT_MAP_LPM_TRIE) {
+        out[n++] = (struct ebpfjit_region){(uint64_t)(uintptr_t)m->arena, m->arena_len,
+                                           !(m->base.flags & EBPFJIT_F_RDONLY_PROG)};
+        out[n++] = (struct ebpfjit_region){(uint64_t)(uintptr_t)m->keys, m->keys_len, 0};
+    } else if (t == EBPFJIT_MAP_RINGBUF && m->rb) {
+        out[n++] = (struct ebpfjit_region){(uint64_t)(uintptr_t)m->rb->data, 2 * m->rb->size, 1};
+    }
+    return n;
+}
+
+static void regions_remove(struct ebpfjit_env *env, const struct ebpfjit_map *m)
+{
+    struct ebpfjit_region r[2];
+    uint32_t i, n = map_regions(m, r);
+
+    for (i = 0; i < n; i++)
+        if (r[i].base)
+            ebpfjit_env_remove_region(env, r[i].base, r[i].len);
+}
+
+static void map_unregister(struct ebpfjit_map *m)
+{
+    struct ebpfjit_env *envs[EBPFJIT_MAP_MAX_ENVS];
+    uint32_t i, n;
+
+    pthread_mutex_lock(&attach_lock);
+    n = m->nenvs;
+    for (i = 0; i < n; i++) {
+        envs[i] = m->envs[i];
+        regions_remove(envs[i], m);
+    }
+    m->nenvs = 0;
+    pthread_mutex_unlock(&attach_lock);
+    for (i = 0; i < n; i++)
+        ebpfjit_env_release(envs[i]);
 }
 
 static void for_each_inner(struct ebpfjit_map *m, void (*fn)(struct ebpfjit_map *, void *),
@@ -1086,42 +1134,73 @@ static void for_each_inner(struct ebpfjit_map *m, void (*fn)(struct ebpfjit_map 
     }
 }
 
-static void attach_inner(struct ebpfjit_map *in, void *env)
+static int attach_locked(struct ebpfjit_env *env, struct ebpfjit_map *m);
+
+struct attach_walk {
+    struct ebpfjit_env *env;
+    int rc;
+};
+
+static void attach_inner(struct ebpfjit_map *in, void *arg)
 {
-    ebpfjit_map_attach(env, in);
+    struct attach_walk *w = arg;
+
+    if (!w->rc)
+        w->rc = attach_locked(w->env, in);
+}
+
+/* The env is recorded (and held) before any region is registered, so whatever got registered
+ * is unregistered when the map is freed, even if a later step fails. */
+static int attach_locked(struct ebpfjit_env *env, struct ebpfjit_map *m)
+{
+    struct ebpfjit_region r[2];
+    struct attach_walk w = {env, 0};
+    uint32_t i, n;
+
+    for (i = 0; i < m->nenvs && m->envs[i] != env; i++)
+        ;
+    if (i == m->nenvs) {
+        if (m->nenvs == EBPFJIT_MAP_MAX_ENVS)
+            return -EMLINK;
+        ebpfjit_env_hold(env);
+        m->envs[m->nenvs++] = env;
+    }
+    n = map_regions(m, r);
+    for (i = 0; i < n; i++)
+        if (r[i].base && ebpfjit_env_add_region_once(env, r[i].base, r[i].len, (int)r[i].writable))
+            return -EMFILE;     /* the env's region table is full */
+    if (is_ptr_map(m->base.type))
+        for_each_inner(m, attach_inner, &w);
+    return w.rc;
 }
 
 int ebpfjit_map_attach(struct ebpfjit_env *env, struct ebpfjit_map *m)
 {
-    uint32_t i, t = m->base.type;
-    int rc = 0, found = 0;
+    int rc;
 
-    for (i = 0; i < m->nenvs; i++)
-        found |= m->envs[i] == env;
-    if (!found && m->nenvs < EBPFJIT_MAP_MAX_ENVS)
-        m->envs[m->nenvs++] = env;
-    if (is_array(t) || (is_htab(t) && t != EBPFJIT_MAP_HASH_OF_MAPS) || t == EBPFJIT_MAP_LPM_TRIE) {
-        rc = add_region_once(env, m->arena, m->arena_len, !(m->base.flags & EBPFJIT_F_RDONLY_PROG));
-        if (!rc)
-            rc = add_region_once(env, m->keys, m->keys_len, 0);
-    } else if (t == EBPFJIT_MAP_RINGBUF) {
-        rc = add_region_once(env, m->rb->data, 2 * m->rb->size, 1);
-    }
-    if (!rc && is_ptr_map(t))
-        for_each_inner(m, attach_inner, env);
+    pthread_mutex_lock(&attach_lock);
+    rc = attach_locked(env, m);
+    pthread_mutex_unlock(&attach_lock);
     return rc;
 }
 
 void ebpfjit_map_detach(struct ebpfjit_env *env, struct ebpfjit_map *m)
 {
     uint32_t i;
+    int found = 0;
 
+    pthread_mutex_lock(&attach_lock);
     for (i = 0; i < m->nenvs; i++) {
         if (m->envs[i] == env) {
             m->envs[i] = m->envs[--m->nenvs];
+            regions_remove(env, m);
+            found = 1;
             break;
         }
     }
+    pthread_mutex_unlock(&attach_lock);
+    if (found)
+        ebpfjit_env_release(env);
 }
 
 /* --- public operations ------------------------------------------------------------------ */
@@ -1326,7 +1405,7 @@ static int inner_ok(const struct ebpfjit_map *m, const struct ebpfjit_map *in)
 int ebpfjit_map_set_inner(struct ebpfjit_map *m, const void *key, struct ebpfjit_map *in,
                           uint64_t flags)
 {
-    uint32_t t = m->base.type, idx, i;
+    uint32_t t = m->base.type, idx = 0, i;
     int rc;
 
     if (t != EBPFJIT_MAP_ARRAY_OF_MAPS && t != EBPFJIT_MAP_HASH_OF_MAPS)
@@ -1343,15 +1422,18 @@ int ebpfjit_map_set_inner(struct ebpfjit_map *m, const void *key, struct ebpfjit
         idx = array_index(key);
         if (idx >= m->base.max_entries)
             return -E2BIG;
-        /* Register the inner map's memory before a program can reach it. */
-        for (i = 0; i < m->nenvs; i++)
-            ebpfjit_map_attach(m->envs[i], in);
-        __atomic_store_n((struct ebpfjit_map **)slot(m, idx, 0), in, __ATOMIC_RELEASE);
-        return 0;
     }
-    for (i = 0; i < m->nenvs; i++)
-        ebpfjit_map_attach(m->envs[i], in);
-    rc = htab_update(m, key, &in, flags, -1);
+    /* Register the inner map's memory with every env of the outer map before a program can
+     * reach it; if that fails, it is not published. The lock keeps an attach of the outer map
+     * to a new env from missing it. The old inner map (the caller's) is not freed here. */
+    pthread_mutex_lock(&attach_lock);
+    for (i = 0, rc = 0; i < m->nenvs && !rc; i++)
+        rc = attach_locked(m->envs[i], in);
+    if (!rc && t == EBPFJIT_MAP_ARRAY_OF_MAPS)
+        __atomic_store_n((struct ebpfjit_map **)slot(m, idx, 0), in, __ATOMIC_SEQ_CST);
+    else if (!rc)
+        rc = htab_update(m, key, &in, flags, -1);
+    pthread_mutex_unlock(&attach_lock);
     return rc;
 }
 

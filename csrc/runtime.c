@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ebpfjit_rt.h"
+#include "epoch.h"
 #include "runtime_api.h"
 
 /* initial-exec: a plain %fs-relative access instead of a __tls_get_addr call per run and per
@@ -130,10 +131,13 @@ int ebpfjit_access_ok(const struct ebpfjit_state *st, uint64_t addr, uint64_t si
     }
     if (st->env) {
         const struct ebpfjit_env *env = st->env;
-        n = env->nregions < EBPFJIT_MAX_ENV_REGIONS ? env->nregions : EBPFJIT_MAX_ENV_REGIONS;
+        n = __atomic_load_n(&env->nregions, __ATOMIC_ACQUIRE);
+        n = n < EBPFJIT_MAX_ENV_REGIONS ? n : EBPFJIT_MAX_ENV_REGIONS;
         for (i = 0; i < n; i++) {
+            /* len first: see ebpfjit_env_add_region for why base and writable then match it. */
             const struct ebpfjit_region *r = &env->regions[i];
-            if ((!write || r->writable) && inside(r->base, r->len, addr, size))
+            uint64_t len = __atomic_load_n(&r->len, __ATOMIC_ACQUIRE);
+            if (len && (!write || r->writable) && inside(r->base, len, addr, size))
                 return 1;
         }
     }
@@ -183,8 +187,10 @@ struct ebpfjit_env *ebpfjit_env_new(void)
     struct ebpfjit_env *env = calloc(1, sizeof(struct ebpfjit_env));
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-    if (env)
+    if (env) {
         env->ncpus = n < 1 ? 1 : n > EBPFJIT_MAX_VCPUS ? EBPFJIT_MAX_VCPUS : (uint32_t)n;
+        env->refs = 1;
+    }
     return env;
 }
 
@@ -254,20 +260,107 @@ void ebpfjit_vcpu_leave(struct ebpfjit_env *env, const struct ebpfjit_vcpu_hold 
     held_cpu = hold->prev_cpu;
 }
 
+void ebpfjit_env_hold(struct ebpfjit_env *env)
+{
+    __atomic_fetch_add(&env->refs, 1, __ATOMIC_RELAXED);
+}
+
+void ebpfjit_env_release(struct ebpfjit_env *env)
+{
+    /* A run that reached the env through a freed map may still read it: after a grace period. */
+    if (__atomic_sub_fetch(&env->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        ebpfjit_defer(free, env);
+}
+
 void ebpfjit_env_free(struct ebpfjit_env *env)
 {
-    free(env);
+    ebpfjit_env_release(env);
+}
+
+/* --- env region table ---
+ * Runs read it without a lock (ebpfjit_access_ok), so an entry changes only in ways a reader
+ * cannot misread: it is filled base and writable first, len last (release), and emptied len
+ * first (len = 0); readers load len (acquire) before the rest. An emptied entry is reused only
+ * once its epoch ticket has passed, when no run that might still read the old base is left;
+ * nregions only grows. Writers serialize on region_lock. */
+static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int region_add_locked(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable)
+{
+    uint32_t i, n = env->nregions;
+    struct ebpfjit_region *r = NULL;
+
+    for (i = 0; i < n && !r; i++)
+        if (!env->regions[i].len &&
+            (!env->region_dead[i] || ebpfjit_epoch_passed(env->region_dead[i])))
+            r = &env->regions[i];
+    if (!r) {
+        if (n >= EBPFJIT_MAX_ENV_REGIONS)
+            return -1;
+        r = &env->regions[n];
+    }
+    env->region_dead[r - env->regions] = 0;
+    r->base = base;
+    r->writable = writable ? 1 : 0;
+    __atomic_store_n(&r->len, len, __ATOMIC_RELEASE);
+    if (r == &env->regions[n])
+        __atomic_store_n(&env->nregions, n + 1, __ATOMIC_RELEASE);
+    return 0;
 }
 
 int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable)
 {
-    if (env->nregions >= EBPFJIT_MAX_ENV_REGIONS)
-        return -1;
-    env->regions[env->nregions].base = base;
-    env->regions[env->nregions].len = len;
-    env->regions[env->nregions].writable = writable ? 1 : 0;
-    env->nregions++;
-    return 0;
+    int rc = 0;
+
+    if (!len)
+        return 0;
+    pthread_mutex_lock(&region_lock);
+    rc = region_add_locked(env, base, len, writable);
+    pthread_mutex_unlock(&region_lock);
+    return rc;
+}
+
+int ebpfjit_env_add_region_once(struct ebpfjit_env *env, uint64_t base, uint64_t len,
+                                int writable)
+{
+    uint32_t i;
+    int rc = 0, found = 0;
+
+    if (!len)
+        return 0;
+    pthread_mutex_lock(&region_lock);
+    for (i = 0; i < env->nregions && !found; i++)
+        found = env->regions[i].len == len && env->regions[i].base == base;
+    if (!found)
+        rc = region_add_locked(env, base, len, writable);
+    pthread_mutex_unlock(&region_lock);
+    return rc;
+}
+
+int ebpfjit_env_remove_region(struct ebpfjit_env *env, uint64_t base, uint64_t len)
+{
+    uint32_t i;
+    uint64_t ticket;
+    int removed = 0;
+
+    if (!len)
+        return 0;
+    pthread_mutex_lock(&region_lock);
+    for (i = 0; i < env->nregions; i++) {
+        if (env->regions[i].len == len && env->regions[i].base == base) {
+            __atomic_store_n(&env->regions[i].len, 0, __ATOMIC_RELEASE);
+            env->region_dead[i] = UINT64_MAX;   /* never passes: the ticket follows */
+            removed++;
+        }
+    }
+    if (removed) {
+        ticket = ebpfjit_epoch_retire();    /* after the stores: see epoch.h */
+        for (i = 0; i < env->nregions; i++)
+            if (env->region_dead[i] == UINT64_MAX)
+                env->region_dead[i] = ticket;
+    }
+    pthread_mutex_unlock(&region_lock);
+    return removed;
 }
 
 /* --- Python helper trampolines: one C function per id, generated as 8 x 8 x 8. --- */
@@ -413,6 +506,7 @@ void ebpfjit_loop_begin(struct ebpfjit_loop *lp, struct ebpfjit_prog *prog,
     lp->engine = engine;
     lp->clean = 0;
     lp->saved = current_state;      /* a Python helper may start a nested run */
+    ebpfjit_epoch_enter();          /* first: what the run reaches stays alive until it ends */
     ebpfjit_vcpu_enter(prog->env, &lp->hold);   /* tail calls may switch prog (and env) */
     st->cpu = held_cpu;
     current_state = st;
@@ -422,6 +516,7 @@ void ebpfjit_loop_end(struct ebpfjit_loop *lp)
 {
     ebpfjit_vcpu_leave(lp->prog->env, &lp->hold);
     current_state = lp->saved;
+    ebpfjit_epoch_exit();
 }
 
 /* Did the run end OK with nothing left for run_finish to do? An engine's status and the state's

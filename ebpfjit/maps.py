@@ -16,6 +16,7 @@ from typing import Any
 
 from ._rt import ffi, lib
 from .errors import BtfLimitError, MapError
+from .runtime import reclaim, retire
 from .spec import BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, ENOTSUPP, MapSpec, MapType
 
 __all__ = ["BPF_ANY", "BPF_EXIST", "BPF_F_LOCK", "BPF_NOEXIST", "DEFAULT_MEMORY_LIMIT", "Map",
@@ -171,10 +172,10 @@ class Map:
         """Register this map's program-visible memory with `env` (a runtime.Env or a
         `struct ebpfjit_env *`), including inner maps set now or later."""
         env_ptr = getattr(env, "ptr", env)
-        rc = lib.ebpfjit_map_attach(env_ptr, self.ptr)
+        rc = _with_free_regions(lambda: lib.ebpfjit_map_attach(env_ptr, self.ptr))
         if rc:
             raise MapError(f"map {self.name!r}: cannot register its memory with the env: "
-                           f"{_strerror(-rc)}", errno=-rc)
+                           f"{_attach_error(-rc)}", errno=-rc)
         self._envs.append(env)
 
     def detach(self, env: Any) -> None:
@@ -307,7 +308,7 @@ class Map:
         if rc:
             raise self._error(rc, "delete", 0, bytes(ffi.buffer(k, self.key_size)) if k else None)
         if self.type is MapType.PROG_ARRAY or self.type in MAP_IN_MAP_TYPES:
-            self._refs.pop(bytes(ffi.buffer(k, self.key_size)), None)
+            self._replace_ref(bytes(ffi.buffer(k, self.key_size)), None)
 
     def get_next_key(self, key: bytes | int | None = None) -> bytes | None:
         """The key after `key` in iteration order (the first for None or a missing key), or
@@ -486,10 +487,7 @@ class Map:
         if rc:
             raise self._error(rc, "set_program", 0, (index & 0xFFFFFFFF).to_bytes(4, "little"))
         k = index.to_bytes(4, "little")
-        if program is None:
-            self._refs.pop(k, None)
-        else:
-            self._refs[k] = program
+        self._replace_ref(k, program)
 
     def get_program(self, index: int) -> Any:
         self._require(frozenset({MapType.PROG_ARRAY}), "get_program")
@@ -505,17 +503,42 @@ class Map:
         if inner is None:
             self.delete(kb)
             return
-        rc = lib.ebpfjit_map_set_inner(self.ptr, k, inner.ptr, flags)
+        rc = _with_free_regions(lambda: lib.ebpfjit_map_set_inner(self.ptr, k, inner.ptr, flags))
+        if rc in (-_errno.EMFILE, -_errno.EMLINK):
+            raise MapError(f"map {self.name!r} key {kb.hex()}: inner map {inner.name!r} cannot "
+                           f"be reached by programs: {_attach_error(-rc)}; nothing was stored",
+                           errno=-rc)
         if rc == -_errno.EINVAL and flags == 0:
             raise MapError(f"map {self.name!r}: inner map {inner.name!r} ({inner.type.name}, key "
                            f"{inner.key_size}, value {inner.value_size}, max {inner.max_entries}) "
                            "does not match the inner map template", errno=_errno.EINVAL)
         if rc:
             raise self._error(rc, "update", flags, kb)
-        self._refs[kb] = inner
+        self._replace_ref(kb, inner)
         for env in self._envs:
             if env not in inner._envs:
                 inner._envs.append(env)
+
+    def _replace_ref(self, key: bytes, new: Any) -> None:
+        # The slot no longer points at the old object, but a run in another thread (or the
+        # running program that called a Python helper) may still use it: it lives until
+        # every run that started before now has ended, as the kernel frees after RCU.
+        old = self._refs.get(key)
+        if new is None:
+            self._refs.pop(key, None)
+        else:
+            self._refs[key] = new
+        if old is not None and old is not new:
+            retire(old)
+
+    def __del__(self) -> None:
+        # Same for the objects of a map that goes away (a run may have reached them through it).
+        refs = getattr(self, "_refs", None)
+        if refs:
+            try:
+                retire(*refs.values())
+            except Exception:   # noqa: S110 - interpreter shutdown: nothing runs any more
+                pass
 
     def get_inner(self, key: bytes | int) -> Map | None:
         self._require(MAP_IN_MAP_TYPES, "get_inner")
@@ -577,6 +600,38 @@ class Map:
                 entry["formatted"] = formatted
             out.append(entry)
         return out
+
+
+def _with_free_regions(attach: Callable[[], int], wait: float = 2.0) -> int:
+    """attach(); if the region table is full while freed maps still wait for the end of runs
+    that might reach them (or for the garbage collector), retry as their entries become
+    reusable, for at most `wait` seconds (the kernel's synchronize_rcu; never inside a run,
+    which would wait for itself)."""
+    rc = attach()
+    if rc != -_errno.EMFILE:
+        return rc
+    import gc
+    import time
+    gc.collect()
+    deadline = time.monotonic() + wait
+    while True:
+        waiting = reclaim()
+        rc = attach()
+        if (rc != -_errno.EMFILE or not waiting or lib.ebpfjit_epoch_in_run()
+                or time.monotonic() > deadline):
+            return rc
+        time.sleep(0.0005)
+
+
+def _attach_error(code: int) -> str:
+    if code == _errno.EMFILE:
+        return (f"the env's region table is full (at most {lib.EBPFJIT_MAX_ENV_REGIONS} "
+                "regions: value and key arenas and ring buffers of every map its programs "
+                "reach) (EMFILE)")
+    if code == _errno.EMLINK:
+        return (f"the map is attached to too many envs (at most {lib.EBPFJIT_MAP_MAX_ENVS}) "
+                "(EMLINK)")
+    return _strerror(code)
 
 
 def _strerror(code: int) -> str:

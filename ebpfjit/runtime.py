@@ -8,6 +8,7 @@ Must not import: lower, jit, kernel, cli, program.
 from __future__ import annotations
 
 import array
+import collections
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -64,6 +65,38 @@ def thread_state():
 
 def _addr(ptr) -> int:
     return int(ffi.cast("uintptr_t", ptr))
+
+
+# --- lifetimes: what a running program may still reach ------------------------------------------
+
+# (epoch ticket, objects) in ticket order: objects unpublished while runs may still use them (a
+# PROG_ARRAY's program, a map-in-map's inner map), kept until every run that started before the
+# removal has ended (csrc/epoch.h, the kernel's RCU grace period). Reentrant: dropping objects
+# runs finalizers, which may retire more.
+_limbo: collections.deque[tuple[int, tuple[Any, ...]]] = collections.deque()
+_limbo_lock = threading.RLock()
+
+
+def retire(*objs: Any) -> None:
+    """Keep `objs` alive until no run that could have reached them is still running; call after
+    unpublishing them (the slot that pointed at them already points elsewhere)."""
+    if not objs:
+        return
+    with _limbo_lock:
+        _limbo.append((lib.ebpfjit_epoch_retire(), objs))
+    reclaim()
+
+
+def reclaim() -> int:
+    """Release retired objects and run deferred C frees whose grace period has passed; return
+    how many retirements are still waiting (Python objects and C memory)."""
+    due = []
+    with _limbo_lock:
+        while _limbo and lib.ebpfjit_epoch_passed(_limbo[0][0]):
+            due.append(_limbo.popleft())
+    del due         # the objects go here, outside the lock: their finalizers free C maps
+    lib.ebpfjit_reclaim()
+    return len(_limbo) + int(lib.ebpfjit_deferred_pending())
 
 
 @ffi.def_extern()
@@ -176,6 +209,8 @@ class Env:
         arr = ffi.new("void *[]", items) if items else ffi.NULL
         self.ptr.maps = arr
         self.ptr.nmaps = len(items)
+        if self._maps_array is not None:
+            retire(self._maps_array)    # a run in another thread may still read the old table
         self._maps_array = (arr, list(maps))
 
 

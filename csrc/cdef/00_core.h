@@ -61,6 +61,8 @@ struct ebpfjit_env {
     void *user;
     uint32_t ncpus;
     uint8_t vcpu_busy[256];
+    uint32_t refs;
+    uint64_t region_dead[256];
 };
 
 struct ebpfjit_prog {
@@ -115,6 +117,7 @@ uint64_t ebpfjit_call_helper(struct ebpfjit_state *st, uint64_t id, uint64_t r1,
 struct ebpfjit_env *ebpfjit_env_new(void);
 void ebpfjit_env_free(struct ebpfjit_env *env);
 int ebpfjit_env_add_region(struct ebpfjit_env *env, uint64_t base, uint64_t len, int writable);
+int ebpfjit_env_remove_region(struct ebpfjit_env *env, uint64_t base, uint64_t len);
 int ebpfjit_env_set_ncpus(struct ebpfjit_env *env, uint32_t ncpus);
 uint64_t ebpfjit_budget_refill(struct ebpfjit_state *st, uint64_t left, uint64_t charge,
                                int32_t pc);
