@@ -1,4 +1,4 @@
-// Not for the kernel: programs that keep map value pointers across a replacement of their inner
+// Not loadable by the kernel: programs that keep map value pointers across a replacement of their inner
 // map, and across runs (a saved pointer written later), as a hostile program would. Used by
 // tests/security/test_lifetimes.py. bpf_ktime_get_ns() is the tests' hook: they replace it with
 // a Python helper that swaps inner maps or PROG_ARRAY slots while the program runs.
