@@ -719,6 +719,9 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
         if insn is not None and insn.opcode == 0x85 and insn.src == 0:
             helper = insn.imm
         reason = _LOCK_REASONS.get(info >> 32) if info & 0xFFFFFFFF in (93, 94) else None
+        if info & 0xFFFFFFFF == 2 and info >> 32 in _F_LOCK_REASONS:
+            where = describe_address(st, addr, size, mem_name, map_names)[2] if addr else "?"
+            reason = _F_LOCK_REASONS[info >> 32].replace("{where}", where)
         if reason is not None:
             return ExecutionError(reason.format(addr=addr), kind=kind, pc=pc, addr=addr or None,
                                   size=size or None, **place)
@@ -755,6 +758,17 @@ _LOCK_REASONS = {
     4: "bpf_spin_lock: too many locks held at once (taking {addr:#x})",
     5: "bpf_spin_lock: the lock word at {addr:#x} names no live holder (overwritten?)",
     6: "bpf_spin_lock: {addr:#x} is not the struct bpf_spin_lock field (BTF) of a map value",
+    7: "bpf_spin_lock: the lock at {addr:#x} stayed held by another thread past the wait limit",
+}
+
+# bpf_map_update_elem(BPF_F_LOCK) faults (helper 2); {where} names the map and the offset.
+_F_LOCK_REASONS = {
+    1: "bpf_map_update_elem(BPF_F_LOCK): the bpf_spin_lock at {where} is held by this run "
+       "(would deadlock; the kernel verifier refuses helper calls while a lock is held)",
+    5: "bpf_map_update_elem(BPF_F_LOCK): the bpf_spin_lock word at {where} names no live "
+       "holder (overwritten?)",
+    7: "bpf_map_update_elem(BPF_F_LOCK): the bpf_spin_lock at {where} stayed held by another "
+       "thread past the wait limit",
 }
 
 
