@@ -792,13 +792,18 @@ def _bad_insn_message(insn, info: int) -> str:
 
 # --- facts for the JIT -----------------------------------------------------------------------
 
-_JIT_SYMBOLS = ("ebpfjit_access_ok", "ebpfjit_fault", "ebpfjit_call_helper", "ebpfjit_ld_packet",
-                "ebpfjit_helper_status", "ebpfjit_current", "ebpfjit_budget_refill")
-
-
 def helper_symbols() -> dict[str, int]:
-    """Addresses of the C functions jitted code calls (see csrc/runtime_api.h for contracts)."""
-    return {name: _addr(ffi.addressof(lib, name)) for name in _JIT_SYMBOLS}
+    """Name -> real address of every runtime function JIT-compiled code may import: the C
+    module's table (csrc/jit_support.c, the one list; contracts in csrc/runtime_api.h)."""
+    count = ffi.new("uint32_t *")
+    table = lib.ebpfjit_jit_imports(count)
+    return {ffi.string(table[i].name).decode(): _addr(table[i].addr) for i in range(count[0])}
+
+
+def status_codes() -> dict[str, int]:
+    """enum ebpfjit_status (csrc/ebpfjit_rt.h) without its EBPFJIT_ prefix: OK, ERR_OOB_LOAD..."""
+    return {name[len("EBPFJIT_"):]: getattr(lib, name) for name in dir(lib)
+            if name == "EBPFJIT_OK" or name.startswith("EBPFJIT_ERR_")}
 
 
 _STATE_FIELDS = ("r0", "status", "fault_pc", "fault_addr", "fault_size", "fault_info", "budget",
