@@ -6,7 +6,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from ebpfjit.pcap import write_file  # noqa: E402
+from ebpfjit.capture.pcap import write_file  # noqa: E402
 
 
 def ipv4_checksum(header: bytes) -> int:
