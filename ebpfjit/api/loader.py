@@ -17,7 +17,6 @@ Must not import: lower, kernel, cli (jit only through Program.compile()).
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 from collections.abc import Iterable, Sequence
@@ -28,6 +27,7 @@ from ..isa import insn as _insn
 from ..isa.opcodes import Kind
 from ..objects import ctx_layout as _ctx
 from ..objects.spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectSpec, ProgType
+from ..runtime import testrun
 from .program import Program
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
@@ -51,9 +51,6 @@ CONTEXT_LAYOUTS = {
 # back zeroed in data_out).
 SKB_TYPES = {ProgType.SCHED_CLS: 1, ProgType.SCHED_ACT: 1, ProgType.SOCKET_FILTER: 0,
              ProgType.CGROUP_SKB: 0}
-XDP_MD_SIZE = 24
-SKB_UAPI_SIZE = 192
-ETH_HLEN = 14
 
 
 class TestRunResult(tuple):
@@ -171,28 +168,6 @@ def _patch_rodata(spec: ObjectSpec, values: dict[str, Any]) -> None:
 
 # --- programs ---------------------------------------------------------------------------------
 
-def _buffer_address(obj) -> tuple[int, int, bool, Any]:
-    """(address, length, writable, keepalive) of a bytes-like, ctypes or cffi object."""
-    from .._rt import ffi
-    if isinstance(obj, ffi.CData):
-        t = ffi.typeof(obj)
-        if t.kind == "pointer":
-            return int(ffi.cast("uintptr_t", obj)), ffi.sizeof(t.item), True, obj
-        return int(ffi.cast("uintptr_t", ffi.addressof(obj))), ffi.sizeof(obj), True, obj
-    if isinstance(obj, (ctypes.Structure, ctypes.Union, ctypes.Array)):
-        return ctypes.addressof(obj), ctypes.sizeof(obj), True, obj
-    if isinstance(obj, bytes):
-        buf = ffi.new("char[]", obj) if obj else ffi.new("char[]", 1)
-        return int(ffi.cast("uintptr_t", buf)), len(obj), False, buf
-    try:
-        buf = ffi.from_buffer(obj, require_writable=True)
-        return int(ffi.cast("uintptr_t", buf)), len(buf), True, buf
-    except (TypeError, BufferError):
-        data = bytes(memoryview(obj))
-        buf = ffi.new("char[]", data or b"\0")
-        return int(ffi.cast("uintptr_t", buf)), len(data), False, buf
-
-
 class ObjectProgram(Program):
     """A program of a loaded object: runs on the test-run model of its program type."""
 
@@ -294,7 +269,6 @@ class ObjectProgram(Program):
             return
         if self._installed_jit not in (None, (self.opt_level, True)):
             return
-        loaded.set_owner(self)
         self.run = loaded.make_packet_run(model, self._run_fallback)
         self._fast_jit = loaded._rn_jit
 
@@ -319,104 +293,20 @@ class ObjectProgram(Program):
         return _result(retval & 0xFFFFFFFF, b"", ns, None)
 
     def _run_xdp(self, data: bytes, repeat, engine, ctx_in, budget) -> TestRunResult:
-        from .._rt import ffi, lib
-        from ..runtime import env as runtime
         loaded = self._prepare(engine)
-        # One model per call: threads may test-run the same program at once.
-        x = ffi.new("struct ebpfjit_xdp *")
-        md = ffi.NULL
-        if ctx_in is not None:
-            md = ffi.new("struct ebpfjit_xdp_md *")
-            ffi.memmove(md, _ctx_in_bytes(ctx_in, XDP_MD_SIZE, "struct xdp_md"), XDP_MD_SIZE)
-        rc = lib.ebpfjit_xdp_init(x, data, len(data), md)
-        if rc == -7:
-            raise EbpfError(f"XDP packet of {len(data)} bytes needs fragments (more than "
-                            f"{lib.EBPFJIT_XDP_MAX_DATA} bytes): not supported")
-        if rc:
-            raise EbpfError(f"XDP test run refused the input (errno {-rc}, EINVAL as the "
-                            f"kernel's bpf_prog_test_run_xdp): packet {len(data)} bytes, "
-                            f"ctx_in {bytes(ctx_in or b'').hex() or 'none'}")
-        budget = runtime.DEFAULT_BUDGET if budget is None else budget
-        retval = ffi.new("uint32_t *")
-        ns = ffi.new("double *")
-        status = lib.ebpfjit_xdp_run(loaded.ptr, self._engine_code(engine), budget, x,
-                                     max(1, repeat), retval, ns)
-        if status:
-            self._fail(loaded, budget)
-        out = ffi.buffer(x.frame)[x.meta:x.end]
-        ctx_out = None
-        if ctx_in is not None:
-            ctx_out = _xdp_md_out(x, md)
-        return _result(retval[0], bytes(out), ns[0], ctx_out)
+        return _result(*testrun.xdp_run(loaded, self._engine_code(engine), budget, data, repeat,
+                                        ctx_in, lambda b: self._fail(loaded, b)))
 
     def _run_skb(self, data: bytes, repeat, engine, ctx_in, budget) -> TestRunResult:
-        from .._rt import ffi, lib
-        from ..runtime import env as runtime
         loaded = self._prepare(engine)
-        s = ffi.new("struct ebpfjit_skb *")
-        cin = ffi.NULL
-        if ctx_in is not None:
-            cin = ffi.new("uint8_t[]", _ctx_in_bytes(ctx_in, SKB_UAPI_SIZE, "struct __sk_buff"))
-        rc = lib.ebpfjit_skb_init(s, data, len(data), SKB_TYPES[self.type], cin)
-        if rc:
-            raise EbpfError(f"skb test run refused the input (errno {-rc}, as the kernel's "
-                            f"bpf_prog_test_run_skb): packet {len(data)} bytes")
-        budget = runtime.DEFAULT_BUDGET if budget is None else budget
-        retval = ffi.new("uint32_t *")
-        ns = ffi.new("double *")
-        status = lib.ebpfjit_skb_run(loaded.ptr, self._engine_code(engine), budget, s,
-                                     max(1, repeat), retval, ns)
-        if status:
-            self._fail(loaded, budget)
-        out = bytes(ffi.buffer(s.buf)[s.data:s.data + s.len])
-        if not s.is_l2:
-            # The kernel pushes the pulled Ethernet header back as zeroes.
-            out = bytes(ETH_HLEN) + out
-        ctx_out = None
-        if ctx_in is not None:
-            ctx_out = _skb_ctx_out(bytes(ctx_in)[:SKB_UAPI_SIZE].ljust(SKB_UAPI_SIZE, b"\0"),
-                                   bytes(ffi.buffer(s.shadow, SKB_UAPI_SIZE)))
-        return _result(retval[0], out, ns[0], ctx_out)
+        return _result(*testrun.skb_run(loaded, self._engine_code(engine), budget, data, repeat,
+                                        ctx_in, SKB_TYPES[self.type],
+                                        lambda b: self._fail(loaded, b)))
 
     def _run_ctx(self, ctx, engine, budget, repeat) -> tuple[int, float]:
-        from .._rt import ffi, lib
-        from ..runtime import env as runtime
         loaded = self._prepare(engine)
-        keep = []
-        extra = []
-        if isinstance(ctx, (list, tuple)):
-            # A tracing context: u64 arguments; buffers are passed by address and registered.
-            words = []
-            for a in ctx:
-                if isinstance(a, int):
-                    words.append(a & (1 << 64) - 1)
-                    continue
-                addr, n, writable, k = _buffer_address(a)
-                keep.append(k)
-                extra.append((addr, n, 1 if writable else 0))
-                words.append(addr)
-            args = ffi.new("uint64_t[]", words or [0])
-            keep.append(args)
-            caddr, clen, cw = int(ffi.cast("uintptr_t", args)), 8 * len(words), False
-        elif ctx is None or (isinstance(ctx, (bytes, bytearray)) and not ctx):
-            caddr, clen, cw = 0, 0, False
-        else:
-            caddr, clen, cw, k = _buffer_address(ctx)
-            keep.append(k)
-        if len(extra) > 7:
-            raise EbpfError("at most 7 pointer arguments can be passed to a program")
-        regions = ffi.new("struct ebpfjit_region[]", max(1, len(extra)))
-        for i, (a, n, w) in enumerate(extra):
-            regions[i].base, regions[i].len, regions[i].writable = a, n, w
-        budget = runtime.DEFAULT_BUDGET if budget is None else budget
-        ns = ffi.new("double *")
-        status = lib.ebpfjit_ctx_run(loaded.ptr, self._engine_code(engine), budget,
-                                     caddr, clen, 1 if cw else 0, caddr, clen, 1 if cw else 0,
-                                     regions, len(extra), max(1, repeat), ns)
-        st = runtime.thread_state()     # the state the run used (see _fail)
-        if status:
-            self._fail(loaded, budget)
-        return int(st.r0), ns[0]
+        return testrun.ctx_run(loaded, self._engine_code(engine), budget, ctx, repeat,
+                               lambda b: self._fail(loaded, b))
 
     def run_batch(self, packets: Iterable, engine: str = "interp",
                   budget: int | None = None) -> list[int]:
@@ -439,34 +329,6 @@ class ObjectProgram(Program):
     def __repr__(self) -> str:
         return (f"<ObjectProgram {self.name!r} section={self.section!r} "
                 f"type={self.type.name.lower()} insns={len(self.insns)}>")
-
-
-def _ctx_in_bytes(ctx_in, size: int, struct_name: str) -> bytes:
-    """ctx_in as exactly `size` bytes: shorter is zero-padded; longer is refused unless the
-    excess is zero, as the kernel's test_run (bpf_ctx_init) does."""
-    raw = bytes(ctx_in).ljust(size, b"\0")
-    if any(raw[size:]):
-        raise EbpfError(f"ctx_in: bytes beyond {struct_name} must be zero (EINVAL)")
-    return raw[:size]
-
-
-def _xdp_md_out(x, md) -> bytes:
-    import struct
-    ingress = int(md.ingress_ifindex)
-    queue = int(md.rx_queue_index)
-    return struct.pack("<6I", x.data - x.meta, x.end - x.meta, 0, ingress, queue, 0)
-
-
-# convert_skb_to___skb: the fields a test run copies back (the rest is ctx_in unchanged).
-_SKB_OUT_FIELDS = ((8, 4), (32, 4), (36, 4), (40, 4), (48, 20), (152, 8), (160, 4), (164, 4),
-                   (184, 8))
-
-
-def _skb_ctx_out(ctx_in: bytes, shadow: bytes) -> bytes:
-    out = bytearray(ctx_in)
-    for off, size in _SKB_OUT_FIELDS:
-        out[off:off + size] = shadow[off:off + size]
-    return bytes(out)
 
 
 # --- objects ----------------------------------------------------------------------------------

@@ -180,7 +180,6 @@ class Program:
             return
         if self._installed_jit not in (None, (self.opt_level, True)):
             return
-        loaded.set_owner(self)
         self.run = loaded.make_run(self._run_fallback)
         self._fast_jit = loaded._rn_jit
 
@@ -189,7 +188,7 @@ class Program:
             raise TypeError("Program.run() takes no r1/r2 (use Program.loaded.run)")
         return Program.run(self, mem, engine, budget)
 
-    def _loaded_rebound(self, loaded) -> None:
+    def _rebind_fast(self, loaded) -> None:
         # set_jit_function rebuilt the loaded program's run: rebuild ours from it.
         if "run" in self.__dict__:
             self._unbind_fast()
@@ -204,6 +203,7 @@ class Program:
         if getattr(loaded, "_jit_address", None) != code.address:
             loaded.set_jit_function(code.address, code, code.callback_address)
             loaded._jit_address = code.address
+            self._rebind_fast(loaded)
         # Remembered so that the per-run fast path skips compile()'s cache lookup.
         self._installed_jit = (self.opt_level, True)
 

@@ -82,9 +82,9 @@ _LOG_MAX = (1 << 30) - 1
 
 
 def _lib():
-    # Imported lazily so that `import ebpfjit.kernel` works (and can report) on a tree whose C
-    # runtime is not built yet.
-    from .._rt import ffi, lib
+    # Imported lazily so that `import ebpfjit.oracle.kernel` works (and can report) on a tree
+    # whose C runtime is not built yet.
+    from ..runtime.env import ffi, lib
     return ffi, lib
 
 

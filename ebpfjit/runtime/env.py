@@ -285,7 +285,6 @@ class LoadedProgram:
                                   {"prog": self.ptr, "budget": DEFAULT_BUDGET,
                                    "engine": ENGINE_INTERP})
         self._rn_jit = None
-        self._owner = None
         self._pkt_runners: dict[tuple[int, int, int], Any] = {}
         if lib.ebpfjit_interp_prepare(self.ptr) != 0:
             raise MemoryError("ebpfjit_interp_prepare failed")
@@ -333,9 +332,6 @@ class LoadedProgram:
 
     def _bind_run(self) -> None:
         self.run = self.make_run(self._run_slow)
-        owner = self._owner() if self._owner is not None else None
-        if owner is not None:
-            owner._loaded_rebound(self)
 
     def make_run(self, fallback: Callable[..., int]) -> Callable[..., int]:
         """The per-instance fast `run(mem=b"", engine="interp", budget=None, r1=None, r2=None)`:
@@ -375,10 +371,6 @@ class LoadedProgram:
 
         run.__doc__ = LoadedProgram.run.__doc__
         return run
-
-    def set_owner(self, owner) -> None:
-        """`owner._loaded_rebound(self)` is called (weakly) whenever the fast run is rebuilt."""
-        self._owner = weakref.ref(owner)
 
     # --- packet programs (XDP, tc, socket filter) on the test-run model --------------------
 
