@@ -7,10 +7,10 @@ aborted program prints one line and exits 1 (the runner compares that line with 
 """
 from __future__ import annotations
 
-import io
 import sys
 
-from ..errors import EbpfError
+from ..errors import EbpfError, ElfError
+from ..objects.elf import first_code_section
 
 USAGE = "usage: ebpfjit-conformance-plugin [MEMORY_HEX] [--engine interp|jit|jit-O<n>] [--elf]"
 
@@ -20,17 +20,13 @@ def _hex_bytes(text: str) -> bytes:
 
 
 def _program_from_elf(blob: bytes) -> bytes:
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
     try:
-        elf = ELFFile(io.BytesIO(blob))
-        for name in (".text", "xdp"):
-            section = elf.get_section_by_name(name)
-            if section is not None and section.data_size:
-                return section.data()
-    except (ELFError, ValueError) as exc:
-        raise EbpfError(f"bad ELF input: {exc}") from exc
-    raise EbpfError("ELF input has no .text section")
+        code = first_code_section(blob)
+    except ElfError as exc:
+        raise EbpfError(str(exc)) from exc
+    if code is None:
+        raise EbpfError("ELF input has no .text section")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -945,3 +945,35 @@ def load_spec(source: str | os.PathLike | bytes | bytearray | memoryview, path: 
             raise
         # Raised by the BTF layer, which does not know the file name.
         raise ElfError(exc.reason, path=name, section=exc.section, symbol=exc.symbol) from exc
+
+
+# --- small readers for the tools (pyelftools stays in this module) ---------------------------
+
+def code_size(obj: bytes) -> int:
+    """Bytes of machine code in an ELF object (any machine): the sizes of its FUNC symbols, else
+    of its .text sections. Used by `ebpfjit compare` on the JIT's objects."""
+    elf = ELFFile(io.BytesIO(obj))
+    total = 0
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is not None:
+        for sym in symtab.iter_symbols():
+            if sym["st_info"]["type"] == "STT_FUNC":
+                total += sym["st_size"]
+    if total:
+        return total
+    return sum(s["sh_size"] for s in elf.iter_sections()
+               if s.name.startswith(".text") and s["sh_type"] == "SHT_PROGBITS")
+
+
+def first_code_section(blob: bytes, names: tuple[str, ...] = (".text", "xdp")) -> bytes | None:
+    """The bytes of the first non-empty section among `names` (the bpf_conformance plugin's
+    --elf input), or None. Raises ElfError on a malformed ELF."""
+    try:
+        elf = ELFFile(io.BytesIO(blob))
+        for name in names:
+            section = elf.get_section_by_name(name)
+            if section is not None and section.data_size:
+                return section.data()
+    except (ELFError, ValueError) as exc:
+        raise ElfError(f"bad ELF input: {exc}") from exc
+    return None

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import re
+import struct
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -34,7 +36,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import EbpfError, KernelError, KernelUnavailable
+from ..objects.elf import code_size
 from ..objects.verdicts import verdict_name
+from . import kernel
+from .kernel import capstone_for_host, errno_name
 
 ENGINES = ("interp", "jit", "kernel")
 DEFAULT_PACKET = bytes.fromhex(
@@ -174,20 +179,7 @@ def pinned_to_one_cpu():
 
 def _object_code_size(obj: bytes) -> int:
     """Bytes of machine code in an ELF object: the sizes of its FUNC symbols (else .text)."""
-    import io
-
-    from elftools.elf.elffile import ELFFile
-    elf = ELFFile(io.BytesIO(obj))
-    total = 0
-    symtab = elf.get_section_by_name(".symtab")
-    if symtab is not None:
-        for sym in symtab.iter_symbols():
-            if sym["st_info"]["type"] == "STT_FUNC":
-                total += sym["st_size"]
-    if total:
-        return total
-    return sum(s["sh_size"] for s in elf.iter_sections()
-               if s.name.startswith(".text") and s["sh_type"] == "SHT_PROGBITS")
+    return code_size(obj)
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,10 +285,9 @@ def _kernel_load_limitation(pspec, exc: KernelError) -> str | None:
     import errno as _errno
 
     from ..objects.spec import ProgType
-    from .kernel import _errname
     ptype = pspec.type
     err = exc.errno
-    what = f"bpf(BPF_PROG_LOAD) of {ptype.name} failed with {_errname(err or 0)}"
+    what = f"bpf(BPF_PROG_LOAD) of {ptype.name} failed with {errno_name(err or 0)}"
     if ptype == ProgType.UNSPEC and err == _errno.EINVAL:
         return (f"{what}: section {pspec.section!r} names no program type "
                 f"(BPF_PROG_TYPE_UNSPEC), which the kernel never loads")
@@ -374,7 +365,7 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
 
     kobj = None
     if "kernel" in engines:
-        from . import kernel as kmod
+        kmod = kernel
         reason = None
         try:
             kmod.check(pspec.type)
@@ -545,15 +536,9 @@ def our_asm_by_pc(code: bytes, opt_level: int = 2,
 def kernel_asm_by_insn(info) -> list[tuple[int | None, list[str]]]:
     """The kernel's image (AT&T syntax, as ours) split at jited_line_info addresses: a list of
     (xlated insn index of the line_info record, or None, instruction lines)."""
-    import platform
-    import struct
-
-    import capstone
     if platform.machine().lower() not in ("x86_64", "amd64"):
         raise KernelUnavailable("side-by-side disassembly is implemented for x86-64 only")
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    md.syntax = capstone.CS_OPT_SYNTAX_ATT
-    md.skipdata = True
+    md = capstone_for_host(att=True, skipdata=True)
     # (image offset -> insn index) from line_info (u32 insn_off, ...) and jited_line_info.
     anchors: dict[int, int] = {}
     if info.jited_line_info and info.line_info and info.jited_ksyms:

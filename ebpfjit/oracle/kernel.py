@@ -41,7 +41,7 @@ __all__ = [
     "BPF_LOG_LEVEL1", "BPF_LOG_LEVEL2", "BPF_LOG_STATS", "Cmd",
     "available", "check", "possible_cpus",
     "KernelBtf", "KernelMap", "KernelProgram", "KernelObject", "ProgInfo", "TestRun", "relocate_maps",
-    "jited_disassembly", "format_jited",
+    "jited_disassembly", "format_jited", "errno_name", "capstone_for_host",
 ]
 
 
@@ -96,7 +96,7 @@ _permission_reason: str | None = None
 _permission_probed = False
 
 
-def _errname(err: int) -> str:
+def errno_name(err: int) -> str:
     if err == ENOTSUPP:
         return "ENOTSUPP"
     return _errno.errorcode.get(err, f"errno {err}")
@@ -156,7 +156,7 @@ def _missing_permission_text(cmd_name: str, err: int, prog_type: ProgType | None
     reason = _missing_capability(prog_type) or (
         # The capabilities are there: something outside the process refuses.
         "the process has CAP_BPF, so a seccomp filter, LSM or container policy blocks bpf()")
-    return f"bpf({cmd_name}) failed with {_errname(err)}: {reason}"
+    return f"bpf({cmd_name}) failed with {errno_name(err)}: {reason}"
 
 
 def _probe_permission() -> str | None:
@@ -180,7 +180,7 @@ def _probe_permission() -> str | None:
     elif -fd in (_errno.EPERM, _errno.EACCES):
         reason = _missing_permission_text("BPF_MAP_CREATE", -fd)
     else:
-        reason = f"bpf(BPF_MAP_CREATE) of a 1-entry array map failed with {_errname(-fd)}"
+        reason = f"bpf(BPF_MAP_CREATE) of a 1-entry array map failed with {errno_name(-fd)}"
     _permission_reason, _permission_probed = reason, True
     return reason
 
@@ -203,7 +203,7 @@ def _sys_bpf(cmd: Cmd, attr, what: str = "", log: str = "", ok: Sequence[int] = 
     if err in (_errno.EPERM, _errno.EACCES) and not log and _probe_permission() is not None:
         raise KernelUnavailable(_missing_permission_text(cmd_name, err))
     where = f"{what}: " if what else ""
-    message = f"{where}bpf({cmd_name}) failed with {_errname(err)} ({os.strerror(err)})"
+    message = f"{where}bpf({cmd_name}) failed with {errno_name(err)} ({os.strerror(err)})"
     if log:
         tail = _log_reason(log)
         if tail:
@@ -794,7 +794,7 @@ class KernelProgram(_FdOwner):
         what = f"{self._what()} test run"
         r = _sys_bpf(Cmd.PROG_TEST_RUN, attr, what, ok=(ENOTSUPP, _errno.EOPNOTSUPP))
         if r < 0:
-            raise KernelUnavailable(f"bpf(BPF_PROG_TEST_RUN) failed with {_errname(-r)}: this kernel "
+            raise KernelUnavailable(f"bpf(BPF_PROG_TEST_RUN) failed with {errno_name(-r)}: this kernel "
                                     f"cannot test-run {self.type.name} programs")
         data_out = ffi.buffer(dout, min(attr.data_size_out, data_size_out))[:] if dout else b""
         if ctx_types_in_only and cin is not None:
@@ -880,7 +880,7 @@ def _raise_load_error(err: int, what: str, log: str, prog_type: ProgType):
         # No verifier output: the kernel refused before verifying, i.e. for want of privilege.
         if _probe_permission() is not None or _missing_capability(prog_type) is not None:
             raise KernelUnavailable(_missing_permission_text("BPF_PROG_LOAD", err, prog_type))
-    message = f"{what}: bpf(BPF_PROG_LOAD) failed with {_errname(err)} ({os.strerror(err)})"
+    message = f"{what}: bpf(BPF_PROG_LOAD) failed with {errno_name(err)} ({os.strerror(err)})"
     tail = _log_reason(log)
     if tail:
         message += f": {tail}"
@@ -989,7 +989,7 @@ class KernelBtf(_FdOwner):
             if -r in (_errno.EPERM, _errno.ENOSYS) and _probe_permission() is not None:
                 raise KernelUnavailable(_missing_permission_text("BPF_BTF_LOAD", -r))
             lines = [ln for ln in log.splitlines() if ln.strip()]
-            raise KernelError(f"bpf(BPF_BTF_LOAD) failed with {_errname(-r)}"
+            raise KernelError(f"bpf(BPF_BTF_LOAD) failed with {errno_name(-r)}"
                               + (f": {lines[-1]}" if lines else ""), errno=-r, log=log)
         self.fd = r
 
@@ -1148,16 +1148,25 @@ class KernelObject:
 # Disassembly of the kernel's JIT output
 # --------------------------------------------------------------------------------------------
 
-def _capstone_for_host():
+def capstone_for_host(*, att: bool = False, skipdata: bool = False):
+    """The one capstone set-up: a disassembler for the host (x86-64 or arm64), AT&T syntax on
+    x86-64 with `att`, `.byte` for undecodable bytes with `skipdata`."""
+    # Lazy: capstone costs start-up time and only the jited-image views need it.
     import capstone
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64"):
-        return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        if att:
+            md.syntax = capstone.CS_OPT_SYNTAX_ATT
+        md.skipdata = skipdata
+        return md
     if machine in ("aarch64", "arm64"):
         arch = getattr(capstone, "CS_ARCH_ARM64", None)
         if arch is None:
             arch = capstone.CS_ARCH_AARCH64   # capstone 6 renamed it
-        return capstone.Cs(arch, capstone.CS_MODE_ARM)
+        md = capstone.Cs(arch, capstone.CS_MODE_ARM)
+        md.skipdata = skipdata
+        return md
     raise KernelUnavailable(f"no capstone disassembler set up for host architecture {machine}")
 
 
@@ -1167,8 +1176,7 @@ def jited_disassembly(info: ProgInfo) -> list[list[str]]:
     Each line is `<offset in image, hex>: <bytes>  <mnemonic> <operands>`; bytes capstone
     cannot decode appear as `.byte`.
     """
-    md = _capstone_for_host()
-    md.skipdata = True
+    md = capstone_for_host(skipdata=True)
     image = info.jited
     lens = info.jited_func_lens or [len(image)]
     funcs: list[list[str]] = []
