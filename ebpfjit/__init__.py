@@ -2,6 +2,8 @@
 
 Public API: `Program` (raw bytecode / assembly), `load` (ELF objects), `assemble`, `disassemble`,
 and the error tree rooted at `EbpfError`. Heavy modules (LLVM, the C runtime) load lazily.
+
+Imports: ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.version
 """
 from .api.program import Program
 from .errors import (

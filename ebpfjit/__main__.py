@@ -1,4 +1,7 @@
-"""`python -m ebpfjit`: the `ebpfjit` command."""
+"""`python -m ebpfjit`: the `ebpfjit` command.
+
+Imports: ebpfjit.cli
+"""
 import sys
 
 from .cli.commands import main

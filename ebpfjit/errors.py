@@ -1,6 +1,8 @@
 """The exception tree of ebpfjit: every error the library raises derives from EbpfError.
 
 Must not import anything from ebpfjit.
+
+Imports: (nothing)
 """
 from __future__ import annotations
 

@@ -14,6 +14,8 @@ output packet's first 14 bytes come back zeroed; cgroup_skb likewise, with direc
 access). Results are therefore the kernel's.
 
 Must not import: lower, kernel, cli (jit only through Program.compile()).
+
+Imports: ebpfjit.api.program, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.runtime
 """
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 A Program owns its bytecode (validated at construction), the C-side program record, and — lazily
 — its JIT-compiled code. Raw programs follow the conformance convention: r1 points at the input
 memory and r2 holds its length.
+
+Imports: ebpfjit.api.loader, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects,
+    ebpfjit.runtime
 """
 from __future__ import annotations
 

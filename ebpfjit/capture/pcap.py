@@ -36,6 +36,8 @@ Must not import: anything from ebpfjit but errors.
 >>> write(buf, [Packet(b"\\x01" * 60, ts_ns=1_500_000_000)])
 >>> [(len(p.data), p.ts_ns) for p in read(io.BytesIO(buf.getvalue()))]
 [(60, 1500000000)]
+
+Imports: ebpfjit.errors
 """
 from __future__ import annotations
 

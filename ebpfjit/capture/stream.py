@@ -9,6 +9,8 @@ after the chunks of every complete record.
 
 `run_capture` runs a program over every chunk (one C loop per chunk), counts verdicts, writes
 kept output packets with their timestamps, and reports progress.
+
+Imports: ebpfjit.capture.pcap, ebpfjit.errors, ebpfjit.objects, ebpfjit.runtime
 """
 from __future__ import annotations
 

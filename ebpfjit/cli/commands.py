@@ -3,6 +3,9 @@
 Exit status: 0 success, 1 a program or input error, 2 usage. Errors print `ebpfjit: error: ...`
 without a traceback unless --debug is given. As in bpftool, `-j` prints JSON (`-p` indented) and
 a closed pipe on stdout (`ebpfjit disasm x.o | head -1`) ends quietly.
+
+Imports: ebpfjit.api, ebpfjit.capture, ebpfjit.cli.conformance, ebpfjit.cli.testdata,
+    ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects, ebpfjit.oracle, ebpfjit.version
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Shared by the pytest suite, `ebpfjit conformance` and `ebpfjit-conformance-plugi
 judge a case the same way. The suite expects helper 5 to return its first argument (uBPF and rbpf
 register it so; in the kernel, id 5 is bpf_ktime_get_ns, which is why only conformance runs
 install it).
+
+Imports: ebpfjit.api, ebpfjit.errors, ebpfjit.runtime
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ argv: [<memory hex>] [--engine interp|jit|jit-O0..3] [--jit] [--interpret] [--el
 stdin: the program as hex bytes (or, with --elf, the hex of an ELF object whose `.text`, or `xdp`
 section, holds it). On success r0 is printed in hex and the exit status is 0; a rejected or
 aborted program prints one line and exits 1 (the runner compares that line with `-- error`).
+
+Imports: ebpfjit.cli.conformance, ebpfjit.errors, ebpfjit.objects
 """
 from __future__ import annotations
 

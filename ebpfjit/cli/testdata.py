@@ -17,6 +17,8 @@ those of the conformance README 1.1 and of the upstream parser (`bpf_test_parser
 * A file with neither `result` nor `error` is skipped; so is one without instructions.
 
 Must not import: runtime, lower, jit, kernel, cli.
+
+Imports: ebpfjit.errors, ebpfjit.isa
 """
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Regenerate traffic.pcap, the example's input: 40 deterministic Ethernet frames (IPv4 TCP, UDP
-and ICMP from a few sources including the blocked 10.0.0.1, plus IPv6 and ARP frames)."""
+and ICMP from a few sources including the blocked 10.0.0.1, plus IPv6 and ARP frames).
+
+Imports: ebpfjit.capture
+"""
 import os
 import random
 import struct

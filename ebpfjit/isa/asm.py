@@ -34,6 +34,8 @@ Instruction(opcode=0x05, dst=0, src=0, off=0, imm=0), Instruction(opcode=0x95, d
 Traceback (most recent call last):
     ...
 ebpfjit.errors.AssemblerError: line 1 ('add %r11, 1'): invalid register r11
+
+Imports: ebpfjit.errors, ebpfjit.isa.insn, ebpfjit.isa.opcodes
 """
 from __future__ import annotations
 

@@ -53,6 +53,8 @@ L3:
 exit
 >>> format_insn(Instruction(0x61, dst=0, src=1, off=4))
 'r0 = *(u32 *)(r1 + 0x4)'
+
+Imports: ebpfjit.isa.insn, ebpfjit.isa.opcodes
 """
 from __future__ import annotations
 

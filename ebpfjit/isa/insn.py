@@ -11,6 +11,8 @@ Must not import: anything but isa and errors.
 Instruction(opcode=0xb7, dst=0, src=0, off=0, imm=7)
 >>> encode(insns).hex()
 'b7000000070000009500000000000000'
+
+Imports: ebpfjit.errors, ebpfjit.isa.opcodes
 """
 from __future__ import annotations
 

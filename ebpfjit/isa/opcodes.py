@@ -18,6 +18,8 @@ Must not import anything from ebpfjit except errors.
 32
 >>> OPCODES[0x79].size
 8
+
+Imports: (nothing)
 """
 from __future__ import annotations
 

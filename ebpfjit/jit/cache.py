@@ -23,6 +23,8 @@ Writes go to a temporary file in the folder and are renamed into place, so reade
 entry or none. A hit refreshes the entry's mtime (the LRU order).
 
 Must not import: ebpfjit.jit (it imports this module).
+
+Imports: (nothing)
 """
 from __future__ import annotations
 

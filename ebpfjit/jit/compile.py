@@ -7,6 +7,9 @@ by name at load time. The machine code embeds no process address, so the object 
 the on-disk cache (ebpfjit.cache) stores and what a later process loads.
 
 Must not import: ebpfjit.cli, ebpfjit.program (they import this module).
+
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.jit.cache, ebpfjit.jit.lower,
+    ebpfjit.jit.lower.debugloc, ebpfjit.runtime, ebpfjit.version
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ Layout reference: Documentation/bpf/btf.rst. Everything is little endian (only B
 are read here). Malformed input raises ElfError naming the section; no other exception escapes.
 
 Must not import: runtime, lower, jit, kernel, cli.
+
+Imports: ebpfjit.errors
 """
 from __future__ import annotations
 

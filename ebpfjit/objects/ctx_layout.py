@@ -14,6 +14,8 @@ would. Context accesses with a bad offset, size or a store to a read-only field 
 load with the instruction's pc.
 
 Must not import: runtime, lower, jit, kernel, cli.
+
+Imports: ebpfjit.errors, ebpfjit.isa
 """
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ any malformed input raise ElfError naming the section, symbol and offset. The re
 on the input bytes.
 
 Must not import: runtime, lower, jit, kernel, cli.
+
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.objects.btf, ebpfjit.objects.spec
 """
 from __future__ import annotations
 

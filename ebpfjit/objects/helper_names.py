@@ -2,6 +2,8 @@
 
 Used to name helpers in error messages and disassembly; generated once from the uapi header, where
 a helper's id is its position in __BPF_FUNC_MAPPER.
+
+Imports: (nothing)
 """
 
 HELPER_NAMES: dict[int, str] = {

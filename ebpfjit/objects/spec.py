@@ -5,6 +5,8 @@ here touches C, LLVM or the kernel ("reading the same ELF on different systems g
 spec"). Map and program type numbers are the kernel's (include/uapi/linux/bpf.h).
 
 Must not import: runtime, lower, jit, kernel, cli.
+
+Imports: (nothing)
 """
 from __future__ import annotations
 

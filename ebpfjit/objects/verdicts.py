@@ -5,6 +5,8 @@ name); `kept(prog_type, retval, keep)` says whether a packet counts as passed or
 `run --pcap -o OUT --keep pass|drop`: XDP passes with XDP_PASS and drops with XDP_DROP or
 XDP_ABORTED (XDP_TX/XDP_REDIRECT are neither); tc passes with TC_ACT_OK/TC_ACT_UNSPEC and drops
 with TC_ACT_SHOT; a socket filter or cgroup skb program passes with any non-zero value.
+
+Imports: ebpfjit.objects.spec
 """
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ Method:
   line-info record, so the kernel's code of a range is shown on the range's first row and its
   size counted for the range. Sizes are native instruction counts (x86-64) on both sides,
   summed per range so a reader sees where our code is larger.
+
+Imports: ebpfjit.isa
 """
 from __future__ import annotations
 

@@ -21,6 +21,9 @@ How the comparison is aligned:
   "xlated", indices, which equal the original ones except where the verifier rewrote code).
 
 Must not import: cli.
+
+Imports: ebpfjit.api, ebpfjit.capture, ebpfjit.errors, ebpfjit.jit, ebpfjit.objects,
+    ebpfjit.oracle.asmalign, ebpfjit.oracle.kernel
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ output packet and map contents; `minimize` delta-debugs the body of a disagreein
 is the long-run mode.
 
 Must not import: cli.
+
+Imports: ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects,
+    ebpfjit.oracle.kernel, ebpfjit.runtime
 """
 from __future__ import annotations
 

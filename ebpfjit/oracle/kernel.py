@@ -6,6 +6,8 @@ owned by its Python object and closed on close(), on leaving a `with` block or o
 collection; nothing is pinned, so nothing outlives the process.
 
 Must not import: runtime, lower, jit, cli.
+
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.runtime
 """
 from __future__ import annotations
 

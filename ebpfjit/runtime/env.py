@@ -4,6 +4,8 @@ runs on either engine, fault -> ExecutionError, and the layout/symbol facts the 
 This is the only module that imports `ebpfjit._rt`.
 
 Must not import: lower, jit, kernel, cli, program.
+
+Imports: ebpfjit._rt, ebpfjit.errors, ebpfjit.isa
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ module drains it the way a reader of /sys/kernel/tracing/trace_pipe would: each 
 lines written since the previous read.
 
 Must not import: lower, jit, kernel, cli, program, loader.
+
+Imports: ebpfjit._rt
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ like `bpftool map dump -j`. Programs see the same memory: `Map.attach(env)` regi
 arenas with an env so pointers returned by bpf_map_lookup_elem pass the engines' bounds checks.
 
 Must not import: lower, jit, kernel, cli, program.
+
+Imports: ebpfjit._rt, ebpfjit.errors, ebpfjit.objects, ebpfjit.runtime.env
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """eBPF -> LLVM IR lowering (llvmlite.ir). `lower_program` is the entry point.
 
 Must not import: ebpfjit.jit, ebpfjit.runtime (jit.py passes the runtime's state layout in).
+
+Imports: ebpfjit.jit.lower.function, ebpfjit.jit.lower.lowering_context
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ per iteration). There it charges its worst case: the longest forward path from a
 in instructions, the instruction at the end included. Every forward edge goes to a later slot,
 so one pass in slot order computes it. Charging only there keeps the cost at one subtract and
 branch per loop iteration, yet every executed instruction is paid for.
+
+Imports: ebpfjit.isa
 """
 from __future__ import annotations
 

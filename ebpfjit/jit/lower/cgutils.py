@@ -1,6 +1,8 @@
 """Small builder-first helpers for the lowering (numba's cgutils idea, for eBPF's needs).
 
 Must not import: ebpfjit.jit, ebpfjit.runtime.
+
+Imports: ebpfjit.jit.lower.lowering_context
 """
 from __future__ import annotations
 

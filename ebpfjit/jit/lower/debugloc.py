@@ -5,6 +5,8 @@ that mapping through optimisation only as debug locations, so the inspection pat
 `DILocation(line=pc)` to every instruction (the lowering marks each pc with a `; pc N: ...`
 comment) and turns the `.loc` directives of the emitted assembly back into `# pc N: <insn>`
 comments. Compiled code that runs never carries debug info.
+
+Imports: (nothing)
 """
 from __future__ import annotations
 

@@ -13,6 +13,9 @@ x%0 = x, INT_MIN/-1 = INT_MIN, INT_MIN%-1 = 0), shift counts are masked, and not
 LLVM `nsw`/`nuw`/`exact` flags. All bounds-check emission is in `FunctionLowerer.access_pointer`.
 
 Must not import: ebpfjit.jit, ebpfjit.runtime (the layout arrives through LoweringContext).
+
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.jit.lower.budget, ebpfjit.jit.lower.cgutils,
+    ebpfjit.jit.lower.lowering_context, ebpfjit.objects
 """
 from __future__ import annotations
 

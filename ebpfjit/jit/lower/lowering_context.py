@@ -5,6 +5,8 @@ The byte offsets of `struct ebpfjit_state` (and of the env/map headers) come fro
 of truth; the generated IR addresses fields as `getelementptr i8, ptr %st, <offset>`.
 
 Must not import: ebpfjit.jit (the JIT imports this module, not the reverse).
+
+Imports: ebpfjit.isa
 """
 from __future__ import annotations
 
