@@ -33,6 +33,10 @@ class AssemblerError(EbpfError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class EngineError(EbpfError, ValueError):
+    """An engine name that is not one (ebpfjit.engine.parse_engine)."""
+
+
 class ElfError(EbpfError, ValueError):
     """An ELF object that cannot be loaded; names the section/symbol/relocation at fault."""
 

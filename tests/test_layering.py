@@ -19,7 +19,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "ebpfjit"
 
 LAYERS = [
-    ("ebpfjit.errors", "ebpfjit.version"),
+    ("ebpfjit.errors", "ebpfjit.version", "ebpfjit.engine"),
     ("ebpfjit.isa",),
     ("ebpfjit.objects",),
     ("ebpfjit._rt", "ebpfjit.runtime"),

@@ -15,7 +15,7 @@ access). Results are therefore the kernel's.
 
 Must not import: lower, kernel, cli (jit only through Program.compile()).
 
-Imports: ebpfjit.api.program, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.runtime
+Imports: ebpfjit.engine, ebpfjit.api.program, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.runtime
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..engine import DEFAULT_ENGINE, Engine, as_engine
 from ..errors import EbpfError, ExecutionError, VerifierError
 from ..isa import insn as _insn
 from ..isa.opcodes import Kind
@@ -207,12 +208,11 @@ class ObjectProgram(Program):
 
     def _prepare(self, engine: str):
         loaded = self.loaded
-        if engine == "jit":
+        engine = as_engine(engine)
+        if engine is Engine.JIT:
             self._ensure_jit(loaded)
-        elif engine != "interp":
-            raise EbpfError(f"unknown engine {engine!r}; expected 'interp' or 'jit'")
         # Tail-call targets run on the caller's engine, so they need machine code too.
-        if engine == "jit":
+        if engine is Engine.JIT:
             for target in self.object._prog_array_targets():
                 if target is not self:
                     target._ensure_jit(target.loaded)
@@ -230,7 +230,7 @@ class ObjectProgram(Program):
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, packet=b"", engine: str = "interp", budget: int | None = None) -> int:
+    def run(self, packet=b"", engine: str | Engine = DEFAULT_ENGINE, budget: int | None = None) -> int:
         """Run once, the fast path; return the verdict (retval) as the kernel reports it.
 
         For XDP/tc/socket programs `packet` is the frame, run on a fresh test-run context; a
@@ -271,13 +271,13 @@ class ObjectProgram(Program):
             return
         if self._installed_jit not in (None, (self.opt_level, True)):
             return
-        self.run = loaded.make_packet_run(model, self._run_fallback)
+        self.run = loaded.make_packet_run(model, self._run_fallback, DEFAULT_ENGINE)
         self._fast_jit = loaded._rn_jit
 
     def _run_fallback(self, packet, engine, budget) -> int:
         return ObjectProgram.run(self, packet, engine, budget)
 
-    def test_run(self, data_in=b"", repeat: int = 1, engine: str = "jit", ctx_in=None,
+    def test_run(self, data_in=b"", repeat: int = 1, engine: str | Engine = DEFAULT_ENGINE, ctx_in=None,
                  budget: int | None = None) -> TestRunResult:
         """Like bpf_prog_test_run_opts: (retval, data_out, duration_ns), `.ctx_out` too.
 
@@ -310,7 +310,7 @@ class ObjectProgram(Program):
         return testrun.ctx_run(loaded, self._engine_code(engine), budget, ctx, repeat,
                                lambda b: self._fail(loaded, b))
 
-    def run_batch(self, packets: Iterable, engine: str = "interp",
+    def run_batch(self, packets: Iterable, engine: str | Engine = DEFAULT_ENGINE,
                   budget: int | None = None) -> list[int]:
         """Verdicts of `packets`, each run on a fresh test-run context (the input packets are
         not modified).

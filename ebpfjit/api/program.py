@@ -4,19 +4,20 @@ A Program owns its bytecode (validated at construction), the C-side program reco
 — its JIT-compiled code. Raw programs follow the conformance convention: r1 points at the input
 memory and r2 holds its length.
 
-Imports: ebpfjit.api.loader, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects,
+Imports: ebpfjit.engine, ebpfjit.api.loader, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects,
     ebpfjit.runtime
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..engine import DEFAULT_ENGINE, Engine, as_engine
 from ..errors import EbpfError, VerifierError
 from ..isa import insn as _insn
 from ..isa.opcodes import Kind
 from ..objects.spec import ProgType
 
-ENGINES = ("interp", "jit")
+ENGINES = tuple(e.value for e in Engine)
 
 # Program type names accepted by `Program.from_bytes(type=...)`, libbpf's spelling first.
 PROG_TYPE_NAMES = {
@@ -155,7 +156,7 @@ class Program:
         to specialise map lookups on (None: not known)."""
         return None
 
-    def run(self, mem: bytes | bytearray | memoryview = b"", engine: str = "interp",
+    def run(self, mem: bytes | bytearray | memoryview = b"", engine: str | Engine = DEFAULT_ENGINE,
             budget: int | None = None) -> int:
         """Run once and return r0 as an unsigned 64-bit integer.
 
@@ -166,11 +167,9 @@ class Program:
         run, which comes back here for anything it does not handle: see `_bind_fast`.)
         """
         loaded = self._loaded if self._loaded is not None else self.loaded
-        if engine == "jit":
-            if self._installed_jit != (self.opt_level, True):
-                self._ensure_jit(loaded)
-        elif engine != "interp":
-            raise EbpfError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        engine = as_engine(engine)
+        if engine is Engine.JIT and self._installed_jit != (self.opt_level, True):
+            self._ensure_jit(loaded)
         self._bind_fast(loaded)
         return loaded.run(mem, engine=engine, budget=budget)
 
@@ -183,7 +182,7 @@ class Program:
             return
         if self._installed_jit not in (None, (self.opt_level, True)):
             return
-        self.run = loaded.make_run(self._run_fallback)
+        self.run = loaded.make_run(self._run_fallback, DEFAULT_ENGINE)
         self._fast_jit = loaded._rn_jit
 
     def _run_fallback(self, mem, engine, budget, r1, r2) -> int:

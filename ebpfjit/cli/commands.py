@@ -4,7 +4,7 @@ Exit status: 0 success, 1 a program or input error, 2 usage. Errors print `ebpfj
 without a traceback unless --debug is given. As in bpftool, `-j` prints JSON (`-p` indented) and
 a closed pipe on stdout (`ebpfjit disasm x.o | head -1`) ends quietly.
 
-Imports: ebpfjit.api, ebpfjit.capture, ebpfjit.cli.conformance, ebpfjit.cli.testdata,
+Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.capture, ebpfjit.cli.conformance, ebpfjit.cli.testdata,
     ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects, ebpfjit.oracle, ebpfjit.version
 """
 from __future__ import annotations
@@ -13,12 +13,13 @@ import argparse
 import os
 import sys
 
+from ..engine import DEFAULT_ENGINE, Engine
 from ..errors import EbpfError
 
 ELF_MAGIC = b"\x7fELF"
 RAW_SUFFIXES = (".bin", ".raw")      # taken as raw bytecode without --raw
-ENGINE_CHOICES = ("interp", "jit")
-CONFORMANCE_ENGINES = ("interp", "jit", "jit-O0", "jit-O1", "jit-O2", "jit-O3")
+ENGINE_CHOICES = tuple(e.value for e in Engine)
+CONFORMANCE_ENGINES = (*ENGINE_CHOICES, *(f"jit-O{n}" for n in range(4)))
 
 
 class UsageError(EbpfError):
@@ -396,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a program once and print r0 (or the verdict)")
     add_prog_args(p)
-    p.add_argument("--engine", choices=ENGINE_CHOICES, default="interp")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default=str(DEFAULT_ENGINE))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--data", "--mem", dest="mem", metavar="HEX",
                    help="input packet/memory as hex (--mem: the same)")
@@ -446,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("conformance", help="run a directory of bpf_conformance .data files")
     p.add_argument("directory")
-    p.add_argument("--engine", default="interp", choices=CONFORMANCE_ENGINES)
+    p.add_argument("--engine", default=str(DEFAULT_ENGINE), choices=CONFORMANCE_ENGINES)
     p.add_argument("-v", "--verbose", action="store_true")
     add_json_args(p)
     p.set_defaults(func=cmd_conformance)

@@ -5,13 +5,14 @@ judge a case the same way. The suite expects helper 5 to return its first argume
 register it so; in the kernel, id 5 is bpf_ktime_get_ns, which is why only conformance runs
 install it).
 
-Imports: ebpfjit.api, ebpfjit.errors, ebpfjit.runtime
+Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.errors, ebpfjit.runtime
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import EbpfError
+from ..engine import DEFAULT_ENGINE, Engine, parse_engine
+from ..errors import EbpfError, EngineError
 
 CONFORMANCE_HELPER_ID = 5
 U64 = (1 << 64) - 1
@@ -39,17 +40,18 @@ class Outcome:
     detail: str = ""
 
 
-def parse_engine(engine: str) -> tuple[str, int]:
+def engine_and_level(engine: str) -> tuple[Engine, int]:
     """'interp', 'jit' (O2) or 'jit-O0'..'jit-O3' -> (engine, opt level)."""
-    if engine.startswith("jit-O") and engine[5:].isdigit():
-        return "jit", int(engine[5:])
-    return engine, 2
+    choice = parse_engine(engine, options=True)
+    if not choice.bounds_checks:
+        raise EngineError(f"unknown engine {engine!r}; conformance runs keep bounds checks")
+    return choice.engine, 2 if choice.opt_level is None else choice.opt_level
 
 
-def run_case(case, engine: str = "interp") -> Outcome:
+def run_case(case, engine: str = str(DEFAULT_ENGINE)) -> Outcome:
     """Run one `ebpfjit.testdata` case. A wrong result, an unexpected error or an error message
     that differs from `-- error` all fail: the harness must be able to fail."""
-    kind, level = parse_engine(engine)
+    kind, level = engine_and_level(engine)
     try:
         prog = conformance_program(case.code, opt_level=level)
         r0 = prog.run(bytearray(case.mem), engine=kind)

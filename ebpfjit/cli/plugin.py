@@ -5,14 +5,16 @@ stdin: the program as hex bytes (or, with --elf, the hex of an ELF object whose 
 section, holds it). On success r0 is printed in hex and the exit status is 0; a rejected or
 aborted program prints one line and exits 1 (the runner compares that line with `-- error`).
 
-Imports: ebpfjit.cli.conformance, ebpfjit.errors, ebpfjit.objects
+Imports: ebpfjit.engine, ebpfjit.cli.conformance, ebpfjit.errors, ebpfjit.objects
 """
 from __future__ import annotations
 
 import sys
 
-from ..errors import EbpfError, ElfError
+from ..engine import DEFAULT_ENGINE
+from ..errors import EbpfError, ElfError, EngineError
 from ..objects.elf import first_code_section
+from .conformance import U64, conformance_program, engine_and_level
 
 USAGE = "usage: ebpfjit-conformance-plugin [MEMORY_HEX] [--engine interp|jit|jit-O<n>] [--elf]"
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = b""
     if args and not args[0].startswith("--"):
         memory = _hex_bytes(args.pop(0))
-    engine, elf = "interp", False
+    engine, elf = str(DEFAULT_ENGINE), False
     while args:
         arg = args.pop(0)
         if arg == "--engine" and args:
@@ -58,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"unknown option {arg!r}; {USAGE}")
             return 2
-    from .conformance import U64, conformance_program, parse_engine
     try:
         data = sys.stdin.read()
         code = _hex_bytes(data)
         if elf:
             code = _program_from_elf(code)
-        kind, level = parse_engine(engine)
-        if kind not in ("interp", "jit"):
+        try:
+            kind, level = engine_and_level(engine)
+        except EngineError:
             print(f"unknown engine {engine!r}; {USAGE}")
             return 2
         r0 = conformance_program(code, opt_level=level).run(bytearray(memory), engine=kind)

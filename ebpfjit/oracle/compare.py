@@ -22,7 +22,7 @@ How the comparison is aligned:
 
 Must not import: cli.
 
-Imports: ebpfjit.api, ebpfjit.capture, ebpfjit.errors, ebpfjit.jit, ebpfjit.objects,
+Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.capture, ebpfjit.errors, ebpfjit.jit, ebpfjit.objects,
     ebpfjit.oracle.asmalign, ebpfjit.oracle.kernel
 """
 from __future__ import annotations
@@ -38,13 +38,14 @@ from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..engine import Engine
 from ..errors import EbpfError, KernelError, KernelUnavailable
 from ..objects.elf import code_size
 from ..objects.verdicts import verdict_name
 from . import kernel
 from .kernel import capstone_for_host, errno_name
 
-ENGINES = ("interp", "jit", "kernel")
+ENGINES = (*(e.value for e in Engine), "kernel")   # our engines, then the oracle
 DEFAULT_PACKET = bytes.fromhex(
     # Ethernet (to 02:00:00:00:00:02 from 02:00:00:00:00:01), IPv4, UDP 1234 -> 53, payload.
     "020000000002020000000001080045000030000100004011f96a0a0000010a000002"

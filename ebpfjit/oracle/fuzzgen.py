@@ -28,7 +28,7 @@ is the long-run mode.
 
 Must not import: cli.
 
-Imports: ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects,
+Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects,
     ebpfjit.oracle.kernel, ebpfjit.runtime
 """
 from __future__ import annotations
@@ -45,6 +45,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..engine import Engine
+from ..engine import parse_engine as _parse_engine
 from ..isa.insn import Instruction, encode
 from ..isa.opcodes import AluOp, AtomicOp, Class, JmpOp, Mode, Size, Source
 from ..objects.spec import MapSpec, MapType, ProgType
@@ -751,22 +753,13 @@ class KernelRunner:
         return ""
 
 
-def parse_engine(name: str) -> tuple[str, int, bool]:
-    """"interp" or "jit[-O<level>][-nobc]" -> (engine, opt level, bounds checks)."""
-    parts = name.split("-")
-    if parts[0] == "interp" and len(parts) == 1:
+def engine_settings(name: str) -> tuple[str, int, bool]:
+    """"interp" or "jit[-O<level>][-nobc]" -> (engine, opt level, bounds checks), through the
+    one engine parser (ebpfjit.engine)."""
+    choice = _parse_engine(name, options=True)
+    if choice.engine is Engine.INTERP:
         return "interp", 0, True
-    if parts[0] != "jit":
-        raise ValueError(f"unknown engine {name!r}: expected interp or jit[-O0..3][-nobc]")
-    level, checks = 2, True
-    for p in parts[1:]:
-        if re.fullmatch(r"O[0-3]", p):
-            level = int(p[1])
-        elif p == "nobc":
-            checks = False
-        else:
-            raise ValueError(f"unknown engine {name!r}: expected interp or jit[-O0..3][-nobc]")
-    return "jit", level, checks
+    return "jit", 2 if choice.opt_level is None else choice.opt_level, choice.bounds_checks
 
 
 class OurRunner:
@@ -780,7 +773,7 @@ class OurRunner:
 
     def __init__(self, engine: str = "interp"):
         self.name = engine
-        self.engine, self.opt_level, self.bounds_checks = parse_engine(engine)
+        self.engine, self.opt_level, self.bounds_checks = engine_settings(engine)
 
     def _program(self, code: bytes, prog_type: ProgType, maps: Sequence[MapSpec]):
         """(program, maps): an Env with the builtin helpers and fresh maps, and the program

@@ -5,7 +5,7 @@ This is the only module that imports `ebpfjit._rt`.
 
 Must not import: lower, jit, kernel, cli, program.
 
-Imports: ebpfjit._rt, ebpfjit.errors, ebpfjit.isa
+Imports: ebpfjit.engine, ebpfjit._rt, ebpfjit.errors, ebpfjit.isa
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .._rt import ffi, lib
+from ..engine import Engine, as_engine
 from ..errors import EbpfError, ExecutionError
 
 U64 = (1 << 64) - 1
@@ -222,12 +223,8 @@ def _check_id(helper_id: int) -> int:
     return helper_id
 
 
-def _engine_code(engine: str) -> int:
-    if engine == "interp":
-        return ENGINE_INTERP
-    if engine == "jit":
-        return ENGINE_JIT
-    raise ValueError(f"unknown engine {engine!r} (expected 'interp' or 'jit')")
+def _engine_code(engine: str | Engine) -> int:
+    return ENGINE_JIT if as_engine(engine) is Engine.JIT else ENGINE_INTERP
 
 
 def _mem_args(mem) -> tuple[Any, int, int]:
@@ -335,7 +332,7 @@ class LoadedProgram:
     def _bind_run(self) -> None:
         self.run = self.make_run(self._run_slow)
 
-    def make_run(self, fallback: Callable[..., int]) -> Callable[..., int]:
+    def make_run(self, fallback: Callable[..., int], default_engine: str = "interp") -> Callable[..., int]:
         """The per-instance fast `run(mem=b"", engine="interp", budget=None, r1=None, r2=None)`:
         bytes / bytearray / no mem on an engine ready to run, everything else through
         `fallback(mem, engine, budget, r1, r2)`. Rebuilt by set_jit_function."""
@@ -347,7 +344,7 @@ class LoadedProgram:
         run_copy, run_inplace, run_empty = _run_copy, _run_inplace, _run_empty
         from_buffer, failed, prog = ffi.from_buffer, _RUN_FAILED, self
 
-        def run(mem=b"", engine="interp", budget=None, r1=None, r2=None):
+        def run(mem=b"", engine=default_engine, budget=None, r1=None, r2=None):
             # Every test here costs ~10-20 ns on this Python: keep the common case shortest.
             if engine == "interp":
                 rn = rn_interp
@@ -385,7 +382,8 @@ class LoadedProgram:
             self._pkt_runners[key] = rn
         return rn
 
-    def make_packet_run(self, ctx: int, fallback: Callable[..., int]) -> Callable[..., int]:
+    def make_packet_run(self, ctx: int, fallback: Callable[..., int],
+                        default_engine: str = "interp") -> Callable[..., int]:
         """A fast `run(packet=b"", engine="interp", budget=None) -> verdict` on the test-run
         model `ctx` (PKT_XDP, PKT_SKB_L2, PKT_SKB_L3) without ctx_in: bytes are copied into
         the model in C, a bytearray receives the output packet (resized if the program grew or
@@ -398,7 +396,7 @@ class LoadedProgram:
         run_copy, run_inplace = lib.ebpfjit_pkt_run_copy, lib.ebpfjit_pkt_run_inplace
         from_buffer, prog = ffi.from_buffer, self
 
-        def run(packet=b"", engine="interp", budget=None):
+        def run(packet=b"", engine=default_engine, budget=None):
             if engine == "interp":
                 rn = rn_interp
             elif engine == "jit" and rn_jit is not None:
