@@ -34,7 +34,7 @@ def _isolated(case: str, *args: str, timeout: float = 60.0) -> None:
 
 
 def _loaded():
-    from ebpfjit.loader import load
+    from ebpfjit.api.loader import load
     o = load(OBJ)
     o.maps["locked_hash"].update(0, bytes(8) + struct.pack("<Q", 5))
     return o
@@ -69,7 +69,7 @@ def _case_update_under_own_lock(engine: str) -> None:
 
 def _case_update_on_overwritten_word(engine: str) -> None:
     from ebpfjit.errors import ExecutionError
-    from ebpfjit.maps import BPF_F_LOCK
+    from ebpfjit.runtime.maps import BPF_F_LOCK
     o = _loaded()
     _poison(o, NO_THREAD, engine)
     with pytest.raises(ExecutionError) as ei:
@@ -83,7 +83,7 @@ def _case_update_on_overwritten_word(engine: str) -> None:
 
 
 def _host_ops(m):
-    from ebpfjit.maps import BPF_F_LOCK
+    from ebpfjit.runtime.maps import BPF_F_LOCK
     return (("lookup", lambda: m.lookup(0, BPF_F_LOCK)),
             ("update", lambda: m.update(0, bytes(16), BPF_F_LOCK)))
 
@@ -118,7 +118,7 @@ def _case_host_held_by_this_thread(engine: str) -> None:
 
 def _case_host_live_holder_times_out(engine: str) -> None:
     from ebpfjit.errors import MapError
-    from ebpfjit.maps import BPF_F_LOCK
+    from ebpfjit.runtime.maps import BPF_F_LOCK
     o = _loaded()
     stop = threading.Event()
     holder = threading.Thread(target=stop.wait, daemon=True)
