@@ -137,16 +137,11 @@ def runtime_symbols() -> dict[str, int]:
     global _symbols
     if _symbols is None:
         from ..runtime import env as runtime
-        symbols = dict(runtime.helper_symbols())
-        # The functions' own addresses rather than cffi's wrappers (one jump less per call,
-        # and the address env->helpers[] holds, which inlined map lookups compare with).
-        for name in RUNTIME_DECLS:
-            real = runtime.lib.ebpfjit_jit_symbol(name.encode())
-            if real != runtime.ffi.NULL:
-                symbols[name] = int(runtime.ffi.cast("uintptr_t", real))
+        symbols = runtime.helper_symbols()
         missing = [name for name in RUNTIME_DECLS if name not in symbols]
         if missing:
-            raise JitError(f"runtime.helper_symbols() lacks {', '.join(missing)}")
+            raise JitError(f"the C runtime's import table (csrc/jit_support.c) lacks "
+                           f"{', '.join(missing)}")
         _symbols = symbols
     return _symbols
 

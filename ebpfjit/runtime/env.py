@@ -711,6 +711,9 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
         if insn is not None and insn.opcode == 0x85 and insn.src == 0:
             helper = insn.imm
         reason = _LOCK_REASONS.get(info >> 32) if info & 0xFFFFFFFF in (93, 94) else None
+        if info & 0xFFFFFFFF == 2 and info >> 32 in _F_LOCK_REASONS:
+            where = describe_address(st, addr, size, mem_name, map_names)[2] if addr else "?"
+            reason = _F_LOCK_REASONS[info >> 32].replace("{where}", where)
         if reason is not None:
             return ExecutionError(reason.format(addr=addr), kind=kind, pc=pc, addr=addr or None,
                                   size=size or None, **place)
@@ -747,6 +750,17 @@ _LOCK_REASONS = {
     4: "bpf_spin_lock: too many locks held at once (taking {addr:#x})",
     5: "bpf_spin_lock: the lock word at {addr:#x} names no live holder (overwritten?)",
     6: "bpf_spin_lock: {addr:#x} is not the struct bpf_spin_lock field (BTF) of a map value",
+    7: "bpf_spin_lock: the lock at {addr:#x} stayed held by another thread past the wait limit",
+}
+
+# bpf_map_update_elem(BPF_F_LOCK) faults (helper 2); {where} names the map and the offset.
+_F_LOCK_REASONS = {
+    1: "bpf_map_update_elem(BPF_F_LOCK): the bpf_spin_lock at {where} is held by this run "
+       "(would deadlock; the kernel verifier refuses helper calls while a lock is held)",
+    5: "bpf_map_update_elem(BPF_F_LOCK): the bpf_spin_lock word at {where} names no live "
+       "holder (overwritten?)",
+    7: "bpf_map_update_elem(BPF_F_LOCK): the bpf_spin_lock at {where} stayed held by another "
+       "thread past the wait limit",
 }
 
 
@@ -770,13 +784,18 @@ def _bad_insn_message(insn, info: int) -> str:
 
 # --- facts for the JIT -----------------------------------------------------------------------
 
-_JIT_SYMBOLS = ("ebpfjit_access_ok", "ebpfjit_fault", "ebpfjit_call_helper", "ebpfjit_ld_packet",
-                "ebpfjit_helper_status", "ebpfjit_current", "ebpfjit_budget_refill")
-
-
 def helper_symbols() -> dict[str, int]:
-    """Addresses of the C functions jitted code calls (see csrc/runtime_api.h for contracts)."""
-    return {name: _addr(ffi.addressof(lib, name)) for name in _JIT_SYMBOLS}
+    """Name -> real address of every runtime function JIT-compiled code may import: the C
+    module's table (csrc/jit_support.c, the one list; contracts in csrc/runtime_api.h)."""
+    count = ffi.new("uint32_t *")
+    table = lib.ebpfjit_jit_imports(count)
+    return {ffi.string(table[i].name).decode(): _addr(table[i].addr) for i in range(count[0])}
+
+
+def status_codes() -> dict[str, int]:
+    """enum ebpfjit_status (csrc/ebpfjit_rt.h) without its EBPFJIT_ prefix: OK, ERR_OOB_LOAD..."""
+    return {name[len("EBPFJIT_"):]: getattr(lib, name) for name in dir(lib)
+            if name == "EBPFJIT_OK" or name.startswith("EBPFJIT_ERR_")}
 
 
 _STATE_FIELDS = ("r0", "status", "fault_pc", "fault_addr", "fault_size", "fault_info", "budget",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -42,6 +43,11 @@ SUPPORTED_TYPES = frozenset({
 })
 
 _FLAG_NAMES = {BPF_NOEXIST: "BPF_NOEXIST", BPF_EXIST: "BPF_EXIST"}
+
+#: Seconds a host BPF_F_LOCK lookup/update waits for a value's bpf_spin_lock held by another
+#: thread's run before it raises (Map.lock_timeout). C waits in 10 ms slices (-ETIMEDOUT) and
+#: the loop here retries, so Ctrl-C stops the wait.
+F_LOCK_TIMEOUT = 1.0
 
 
 def default_ncpus() -> int:
@@ -208,6 +214,15 @@ class Map:
                     f"({self.memory.used} of {self.memory.limit} bytes in use) is reached")
         elif code == _errno.EINVAL:
             what = f"invalid argument for {op} (flags {flags:#x})"
+        elif code == _errno.EDEADLK:
+            what = (f"BPF_F_LOCK {op}: the value's bpf_spin_lock is held by a program running on "
+                    "this thread (waiting would deadlock)")
+        elif code == _errno.EOWNERDEAD:
+            what = (f"BPF_F_LOCK {op}: the value's bpf_spin_lock word names no live thread (a "
+                    "program overwrote it)")
+        elif code == _errno.ETIMEDOUT:
+            what = (f"BPF_F_LOCK {op}: gave up after {self.lock_timeout} s waiting for the "
+                    "value's bpf_spin_lock (Map.lock_timeout)")
         else:
             what = _strerror(code)
         return MapError(f"map {self.name!r}: {what}", errno=code)
@@ -260,6 +275,18 @@ class Map:
 
     # --- element operations -------------------------------------------------------------
 
+    lock_timeout: float = F_LOCK_TIMEOUT
+
+    def _bounded(self, call: Callable[[], int], flags: int) -> int:
+        """call() again while a BPF_F_LOCK wait times out in C, up to lock_timeout seconds."""
+        rc = call()
+        if rc != -_errno.ETIMEDOUT or not flags & BPF_F_LOCK:
+            return rc
+        deadline = time.monotonic() + self.lock_timeout
+        while rc == -_errno.ETIMEDOUT and time.monotonic() < deadline:
+            rc = call()
+        return rc
+
     def lookup(self, key: bytes | int | None, flags: int = 0) -> Any:
         """The value at `key` (bytes; per-CPU maps: a list with one bytes per slot), or None.
 
@@ -275,7 +302,7 @@ class Map:
                 return None
             return self._refs.get(bytes(ffi.buffer(k, self.key_size)))
         out = ffi.new("uint8_t[]", self._user_size)
-        rc = lib.ebpfjit_map_lookup(self.ptr, k, out, flags)
+        rc = self._bounded(lambda: lib.ebpfjit_map_lookup(self.ptr, k, out, flags), flags)
         if rc == -_errno.ENOENT:
             return None
         if rc:
@@ -300,7 +327,7 @@ class Map:
                            errno=_errno.EINVAL)
         k = self._key(key)
         v = self._value(value)
-        rc = lib.ebpfjit_map_update(self.ptr, k, v, flags)
+        rc = self._bounded(lambda: lib.ebpfjit_map_update(self.ptr, k, v, flags), flags)
         if rc:
             raise self._error(rc, "update", flags, bytes(ffi.buffer(k, self.key_size)))
 

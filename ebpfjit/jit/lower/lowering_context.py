@@ -4,9 +4,10 @@ The byte offsets of `struct ebpfjit_state` (and of the env/map headers) come fro
 (`ebpfjit.runtime.state_layout()`, i.e. cffi's `offsetof`), so the C header stays the one source
 of truth; the generated IR addresses fields as `getelementptr i8, ptr %st, <offset>`.
 
-Must not import: ebpfjit.jit (the JIT imports this module, not the reverse).
+Must not import: ebpfjit.jit (the JIT imports this module, not the reverse). Status codes come
+from ebpfjit.runtime.env (the C module's enum), as the struct layout does.
 
-Imports: ebpfjit.isa
+Imports: ebpfjit.isa, ebpfjit.runtime.env
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from llvmlite import ir
 
 from ...isa.opcodes import MAX_CALL_FRAMES, STACK_SIZE
+from ...runtime.env import MAX_HELPERS as _MAX_HELPERS
+from ...runtime.env import status_codes
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -26,18 +29,19 @@ PTR = ir.PointerType()
 INT_TYPES = {1: I8, 2: I16, 4: I32, 8: I64}
 INT_BITS = {8: I8, 16: I16, 32: I32, 64: I64}
 
-# enum ebpfjit_status (csrc/ebpfjit_rt.h); the runtime module re-exports the same values.
-OK = 0
-ERR_OOB_LOAD = 1
-ERR_OOB_STORE = 2
-ERR_UNKNOWN_HELPER = 3
-ERR_CALL_DEPTH = 4
-ERR_BUDGET = 5
-ERR_HELPER = 6
-ERR_FALL_OFF = 7
-ERR_BAD_INSN = 8
-ERR_TIMEOUT = 9
-MAX_HELPERS = 512
+# enum ebpfjit_status, read from the C module (csrc/ebpfjit_rt.h is the one definition).
+_STATUS = status_codes()
+OK = _STATUS["OK"]
+ERR_OOB_LOAD = _STATUS["ERR_OOB_LOAD"]
+ERR_OOB_STORE = _STATUS["ERR_OOB_STORE"]
+ERR_UNKNOWN_HELPER = _STATUS["ERR_UNKNOWN_HELPER"]
+ERR_CALL_DEPTH = _STATUS["ERR_CALL_DEPTH"]
+ERR_BUDGET = _STATUS["ERR_BUDGET"]
+ERR_HELPER = _STATUS["ERR_HELPER"]
+ERR_FALL_OFF = _STATUS["ERR_FALL_OFF"]
+ERR_BAD_INSN = _STATUS["ERR_BAD_INSN"]
+ERR_TIMEOUT = _STATUS["ERR_TIMEOUT"]
+MAX_HELPERS = _MAX_HELPERS
 
 ENTRY_NAME = "ebpf_entry"
 # `uint64_t ebpf_callback(st, pc, r1..r5)`: runs the function at slot pc (ebpfjit_jit_callback_fn).
