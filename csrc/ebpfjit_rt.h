@@ -17,6 +17,10 @@
 
 #define EBPFJIT_STACK_SIZE 512
 #define EBPFJIT_MAX_FRAMES 8          /* main program + 7 nested bpf-to-bpf calls (kernel) */
+/* Unregistered bytes each engine keeps on both sides of every frame (interp.c; the JIT's frame
+ * alloca, lower/context.py FRAME_GUARD): a stack pointer off by less than this from its frame
+ * faults, whichever frame the engine's layout happens to place next to it. */
+#define EBPFJIT_FRAME_GUARD 1024
 #define EBPFJIT_MAX_HELPERS 512
 #define EBPFJIT_MAX_RUN_REGIONS 8     /* per-run extra regions: ctx struct, packet, metadata */
 #define EBPFJIT_MAX_ENV_REGIONS 256   /* per-object regions: map value arenas, ringbuf data */

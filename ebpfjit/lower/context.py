@@ -205,4 +205,7 @@ class LoweringContext:
 
 
 STACK_BYTES = STACK_SIZE
+# Bytes of the frame alloca kept unused below and above the frame (EBPFJIT_FRAME_GUARD in
+# csrc/ebpfjit_rt.h, which the interpreter keeps too).
+FRAME_GUARD = 1024
 MAX_FRAMES = MAX_CALL_FRAMES

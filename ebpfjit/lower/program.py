@@ -40,6 +40,7 @@ from .context import (
     ERR_OOB_LOAD,
     ERR_OOB_STORE,
     ERR_UNKNOWN_HELPER,
+    FRAME_GUARD,
     I1,
     I8,
     I32,
@@ -712,9 +713,12 @@ class FunctionLowerer:
         self.regs = [b.alloca(I64, name=f"r{i}.slot") for i in range(NUM_REGS)]
         for slot in self.regs:
             slot.align = 8
-        stack = b.alloca(ir.ArrayType(I8, STACK_BYTES), name="stack")
-        stack.align = 8
-        self.stack = cgutils.as_ptr(b, stack)
+        # The frame with FRAME_GUARD unused bytes on each side: a pointer that strays a little
+        # past a frame lands there (unregistered: a fault), never in a neighbouring frame.
+        stack = b.alloca(ir.ArrayType(I8, FRAME_GUARD + STACK_BYTES + FRAME_GUARD),
+                         name="stack.guarded")
+        stack.align = 16
+        self.stack = byte_gep(b, cgutils.as_ptr(b, stack), FRAME_GUARD, name="stack")
         memset = cgutils.declare_intrinsic(self.ctx.module, "llvm.memset.p0.i64", ir.VoidType(),
                                            [PTR, I8, I64, I1])
         self.budget = b.alloca(I64, name="budget.slot")
@@ -984,6 +988,13 @@ class FunctionLowerer:
         if not self.checks:
             return b.inttoptr(addr, PTR, name=f"pc{pc}.ptr"), 1
         kind = ERR_OOB_STORE if write else ERR_OOB_LOAD
+        if base_reg == FP:
+            # r10 + off outside this frame (proven_frame_offset said no): out of bounds
+            # whatever lies there (a caller's frame may sit just above a callee's), as in
+            # the interpreter (interp.c frame_oob_handler) and the kernel's verifier.
+            b.branch(self.fault_edge(kind, pc, addr, size))
+            b.position_at_end(self.llfn.append_basic_block(f"pc{pc}.unreachable"))
+            return b.inttoptr(addr, PTR, name=f"pc{pc}.ptr"), 1
         # Read (and cache) the region here, in the block that dominates every path below.
         mem_base = self.read_slot(self.mem[0])
         mem_len = self.read_slot(self.mem[1])
