@@ -30,8 +30,9 @@
  * ~0.5 s of JIT code, a few seconds interpreted. */
 #define EBPFJIT_DEFAULT_BUDGET 1000000000ULL
 /* st->budget holds at most this much; the rest waits in st->budget_rest, so the runtime gets
- * control (the wall-clock timeout is checked then) every 2^24 instructions at least. */
-#define EBPFJIT_BUDGET_CHUNK (1ULL << 24)
+ * control (the wall-clock timeout is checked then) every 2^20 instructions at least: ~1 ms of
+ * JIT code, a few ms interpreted. */
+#define EBPFJIT_BUDGET_CHUNK (1ULL << 20)
 /* Largest program (instructions, lddw counting 2 slots), BPF_COMPLEXITY_LIMIT_INSNS. */
 #define EBPFJIT_MAX_INSNS 1000000
 #define EBPFJIT_MAX_HELD_LOCKS 4      /* bpf_spin_locks one run may hold at once */

@@ -253,8 +253,10 @@ class ObjectProgram(Program):
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, packet=b"", engine: str = "interp", budget: int | None = None) -> int:
+    def run(self, packet=b"", engine: str = "interp", budget: int | None = None,
+            timeout: float | None = None) -> int:
         """Run once, the fast path; return the verdict (retval) as the kernel reports it.
+        `timeout` (seconds, wall clock) ends the run with ExecutionError kind "timeout".
 
         For XDP/tc/socket programs `packet` is the frame, run on a fresh test-run context; a
         bytearray is updated in place to the output packet and resized when the program grew
@@ -266,14 +268,16 @@ class ObjectProgram(Program):
         (For packet programs, after the first run each instance shadows this method with a
         closure making one C call per packet, `runtime.LoadedProgram.make_packet_run`.)
         """
-        if self.type in (ProgType.XDP,) or self.type in SKB_TYPES:
-            loaded = self._prepare(engine)
-            self._bind_fast(loaded)
-            r = self.test_run(packet, engine=engine, budget=budget)
-            if isinstance(packet, bytearray) and packet != r.data_out:
-                packet[:] = r.data_out
-            return r.retval
-        return self._run_ctx(packet, engine, budget, 1)[0]
+        from .runtime import deadline
+        with deadline(timeout, self.name):
+            if self.type in (ProgType.XDP,) or self.type in SKB_TYPES:
+                loaded = self._prepare(engine)
+                self._bind_fast(loaded)
+                r = self.test_run(packet, engine=engine, budget=budget)
+                if isinstance(packet, bytearray) and packet != r.data_out:
+                    packet[:] = r.data_out
+                return r.retval
+            return self._run_ctx(packet, engine, budget, 1)[0]
 
     def _packet_model(self) -> int | None:
         from . import runtime
@@ -302,13 +306,19 @@ class ObjectProgram(Program):
         return ObjectProgram.run(self, packet, engine, budget)
 
     def test_run(self, data_in=b"", repeat: int = 1, engine: str = "jit", ctx_in=None,
-                 budget: int | None = None) -> TestRunResult:
+                 budget: int | None = None, timeout: float | None = None) -> TestRunResult:
         """Like bpf_prog_test_run_opts: (retval, data_out, duration_ns), `.ctx_out` too.
 
         `repeat` runs share one buffer (changes accumulate, as in the kernel); duration_ns is
         the mean per run, timed in C around the loop. `ctx_in`: struct xdp_md / __sk_buff bytes
-        (XDP, tc, socket filter) or the context of other program types.
+        (XDP, tc, socket filter) or the context of other program types. `timeout` (seconds,
+        wall clock, for all `repeat` runs) ends the call with ExecutionError kind "timeout".
         """
+        from .runtime import deadline
+        with deadline(timeout, self.name):
+            return self._test_run(data_in, repeat, engine, ctx_in, budget)
+
+    def _test_run(self, data_in, repeat, engine, ctx_in, budget) -> TestRunResult:
         if self.type == ProgType.XDP:
             return self._run_xdp(bytes(data_in), repeat, engine, ctx_in, budget)
         if self.type in SKB_TYPES:
@@ -419,17 +429,31 @@ class ObjectProgram(Program):
         return int(st.r0), ns[0]
 
     def run_batch(self, packets: Iterable, engine: str = "interp",
-                  budget: int | None = None) -> list[int]:
+                  budget: int | None = None, timeout: float | None = None) -> list[int]:
         """Verdicts of `packets`, each run on a fresh test-run context (the input packets are
         not modified).
 
         XDP/tc/socket programs run the whole batch in one C loop. A fault stops the batch with
         an ExecutionError whose `batch_index` names the packet and whose `results` holds the
-        verdicts of the packets before it (their side effects on maps happened).
+        verdicts of the packets before it (their side effects on maps happened). `timeout`
+        (seconds, wall clock) bounds the whole batch: kind "timeout", `packet_index` set.
         """
+        from .runtime import deadline
+        with deadline(timeout, self.name):
+            return self._run_batch(packets, engine, budget)
+
+    def _run_batch(self, packets, engine, budget) -> list[int]:
         model = self._packet_model()
         if model is None:
-            return [self.test_run(p, engine=engine, budget=budget).retval for p in packets]
+            verdicts = []
+            for index, packet in enumerate(packets):
+                try:
+                    verdicts.append(self.test_run(packet, engine=engine, budget=budget).retval)
+                except ExecutionError as err:
+                    err.batch_index = err.packet_index = index
+                    err.results = verdicts
+                    raise
+            return verdicts
         loaded = self._prepare(engine)
         if not isinstance(packets, (list, tuple)):
             packets = list(packets)
