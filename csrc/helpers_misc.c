@@ -569,9 +569,14 @@ uint64_t ebpfjit_invoke_callback(struct ebpfjit_state *st, uint64_t callback, ui
         st->fault_info = callback;
         return 0;
     }
-    /* A callback is a call: it spends budget and takes a frame, as a bpf-to-bpf call does. */
+    /* A callback is a call: it spends budget and takes a frame, as a bpf-to-bpf call does,
+     * and is not allowed while holding a lock. */
     if (ebpfjit_budget_charge(st, 1))
         return 0;
+    if (st->nlocks) {
+        ebpfjit_lock_held(st, -1, EBPFJIT_LOCK_REASON_CALL);
+        return 0;
+    }
     if (depth >= EBPFJIT_MAX_FRAMES) {
         ebpfjit_fault(st, EBPFJIT_ERR_CALL_DEPTH, -1, 0, 0);
         return 0;

@@ -817,6 +817,10 @@ L_CALLX:
 L_CALL_LOCAL: {
         struct frame_save *s;
         SPEND();
+        if (__builtin_expect(st->nlocks != 0, 0)) {
+            st->budget = budget;
+            return ebpfjit_lock_held(st, ip->pc, EBPFJIT_LOCK_REASON_CALL);
+        }
         if (__builtin_expect(depth >= EBPFJIT_MAX_FRAMES, 0))
             FAULT(EBPFJIT_ERR_CALL_DEPTH, 0, 0);
         s = &saved[depth - 1];
@@ -839,6 +843,10 @@ L_CALL_LOCAL: {
 L_EXIT: {
         struct frame_save *s;
         SPEND();
+        if (__builtin_expect(st->nlocks != 0, 0)) {
+            st->budget = budget;
+            return ebpfjit_lock_held(st, ip->pc, EBPFJIT_LOCK_REASON_HELD_AT_EXIT);
+        }
         if (depth == base + 1) {
             st->r0 = reg[0];
             st->budget = budget;

@@ -37,6 +37,7 @@ const void *ebpfjit_jit_symbol(const char *name)
         {"ebpfjit_ld_packet", (const void *)ebpfjit_ld_packet},
         {"ebpfjit_current", (const void *)ebpfjit_current},
         {"ebpfjit_jit_map_lookup", (const void *)ebpfjit_jit_map_lookup},
+        {"ebpfjit_lock_held", (const void *)ebpfjit_lock_held},
         {"ebpfjit_helper_map_lookup_elem", (const void *)ebpfjit_helper_map_lookup_elem},
     };
     size_t i;

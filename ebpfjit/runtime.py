@@ -786,12 +786,14 @@ def _place(pc, insn, line_info) -> dict[str, Any]:
 
 _LOCK_REASONS = {
     1: "bpf_spin_lock: the lock at {addr:#x} is already held by this thread (would deadlock)",
-    2: "program ended while holding the bpf_spin_lock at {addr:#x} (no bpf_spin_unlock; "
-       "released)",
+    2: "function returned while holding the bpf_spin_lock at {addr:#x} (bpf_spin_unlock is "
+       "missing; released)",
     3: "bpf_spin_unlock: the lock at {addr:#x} is not held by this run",
     4: "bpf_spin_lock: too many locks held at once (taking {addr:#x})",
     5: "bpf_spin_lock: the lock word at {addr:#x} names no live holder (overwritten?)",
     6: "bpf_spin_lock: {addr:#x} is not the struct bpf_spin_lock field (BTF) of a map value",
+    7: "function calls are not allowed while holding a lock (the bpf_spin_lock at {addr:#x}; "
+       "released)",
 }
 
 

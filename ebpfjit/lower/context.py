@@ -61,11 +61,13 @@ RUNTIME_DECLS = {
     "ebpfjit_jit_map_lookup": (I64, (PTR, I64, I64, I64)),
     # the built-in helper 1; only its address is used (is env->helpers[1] still the built-in?)
     "ebpfjit_helper_map_lookup_elem": (I64, (I64, I64, I64, I64, I64)),
+    # int32_t ebpfjit_lock_held(st, pc, reason): a lock held at an exit or a local call (fault)
+    "ebpfjit_lock_held": (I32, (PTR, I32, I32)),
 }
 
 # Fields of struct ebpfjit_state the generated code touches.
 STATE_FIELDS = ("r0", "status", "fault_info", "budget", "depth", "mem_base", "mem_len",
-                "mem_writable", "frame_lo", "env")
+                "mem_writable", "frame_lo", "env", "nlocks")
 
 
 def _offset(value) -> int:

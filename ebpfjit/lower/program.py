@@ -55,6 +55,9 @@ from .context import (
 )
 
 NUM_REGS = 11
+# ebpfjit_lock_held reasons (csrc/runtime_api.h EBPFJIT_LOCK_REASON_*).
+LOCK_HELD_AT_EXIT = 2
+LOCK_CALL = 7
 # Internal st->status a callee leaves when a packet load ended the run (entry turns it into OK).
 EARLY_EXIT = 0x7FFFFFFF
 FP = 10
@@ -1148,11 +1151,26 @@ class FunctionLowerer:
             b.position_at_end(rest)
         b.cbranch(cond, self.edge_block(pc, target), fall)
 
+    def check_no_lock_held(self, pc: int, reason: int):
+        """if (st->nlocks) fault (runtime_api.h ebpfjit_lock_held): at exits and local calls."""
+        b = self.builder
+        held = b.icmp_unsigned("!=", self.load_field("nlocks", I32), const(I32, 0))
+        bad = b.append_basic_block(f"pc{pc}.locked")
+        ok = b.append_basic_block(f"pc{pc}.unlocked")
+        cgutils.cbranch_unlikely(b, held, bad, ok, self.ctx.unlikely_weights())
+        b.position_at_end(bad)
+        with self.side():
+            self.before_runtime_call()
+            self.return_status(b.call(self.ctx.runtime_fn("ebpfjit_lock_held"),
+                                      [self.st, const(I32, pc), const(I32, reason)]))
+        b.position_at_end(ok)
+
     def lower_exit(self, pc: int, insn: Instruction):
         b = self.builder
         self.consume_budget(pc)
         r0 = self.read_reg(0)
         self.store_budget()
+        self.check_no_lock_held(pc, LOCK_HELD_AT_EXIT)
         if self.fn.is_entry:
             self.store_field("r0", r0)
             b.ret(const(I32, 0))
@@ -1167,6 +1185,7 @@ class FunctionLowerer:
         if insn.src == CALL_LOCAL:
             self.consume_budget(pc)
             self.store_budget()
+            self.check_no_lock_held(pc, LOCK_CALL)
             depth = self.load_field("depth", I32)
             self.fault_if(b.icmp_unsigned(">=", depth, const(I32, MAX_FRAMES)), ERR_CALL_DEPTH,
                           pc, name="depth")
