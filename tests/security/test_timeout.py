@@ -99,3 +99,17 @@ def test_cli_run_timeout(capsys):
                "--budget", str(NO_BUDGET), "--data", "00" * 64])
     assert rc != 0
     assert "timed out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_string_helpers_are_charged_per_byte(obj, engine):
+    # Each pass of strncmp_forever's endless loop compares 257 bytes of an all-'a' text: the
+    # budget stops it after about budget / 257 passes, not budget / (the loop's ~15 insns).
+    obj.maps["text"][0] = b"a" * 4095 + b"\0"
+    _arm(obj, 1, 0)     # knobs[0] goes 0, 2, 4, ...: never 1
+    budget = 1_000_000
+    with pytest.raises(ExecutionError) as info:
+        obj.programs["strncmp_forever"].run(bytes(64), engine=engine, budget=budget)
+    assert info.value.kind == "budget"
+    passes = int.from_bytes(obj.maps["knobs"][0], "little") // 2   # += 1 + strncmp ('a' > 0)
+    assert 1 <= passes and passes * 257 <= budget
