@@ -9,10 +9,10 @@ import pytest
 from ebpfjit._rt import lib
 
 from ebpfjit.errors import ExecutionError
-from ebpfjit.jit import compile_program
-from ebpfjit.maps import Map
+from ebpfjit.jit.compile import compile_program
+from ebpfjit.objects.spec import MapSpec, MapType
 from ebpfjit.runtime import Env, LoadedProgram
-from ebpfjit.spec import MapSpec, MapType
+from ebpfjit.runtime.maps import Map
 
 ENGINES = ["interp", "jit"]
 
@@ -56,7 +56,7 @@ def test_fuzzer_case_callee_reads_above_its_frame(engine, opt_level):
 
 
 def _callee_access(access: str) -> bytes:
-    from ebpfjit.asm import assemble
+    from ebpfjit.isa.asm import assemble
     # The caller's frame holds data the callee must not reach through its own r10.
     return assemble(f"""
         stdw [%r10-8], 7
@@ -90,7 +90,7 @@ def test_callee_r10_access_outside_its_frame_faults(engine, access, kind, size, 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_entry_r10_access_above_frame_faults(engine):
-    from ebpfjit.asm import assemble
+    from ebpfjit.isa.asm import assemble
     err = _fault(_loaded(assemble("ldxdw %r0, [%r10]\nexit")), engine)
     assert (err.kind, err.pc) == ("oob_load", 0)
 
@@ -98,7 +98,7 @@ def test_entry_r10_access_above_frame_faults(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_callee_reaches_caller_frame_through_a_passed_pointer(engine):
     # The legitimate way stays open: a pointer the caller passes in r1.
-    from ebpfjit.asm import assemble
+    from ebpfjit.isa.asm import assemble
     prog = _loaded(assemble("""
         stdw [%r10-8], 41
         mov %r1, %r10

@@ -47,7 +47,7 @@ def test_callback_returning_with_lock_held_faults(engine):
 
 
 def _asm_lock_then(call: str) -> bytes:
-    from ebpfjit.asm import assemble
+    from ebpfjit.isa.asm import assemble
     return assemble(f"""
         stw [%r10-4], 0
         lddw %r1, 0
@@ -79,7 +79,7 @@ def test_local_call_while_holding_a_lock_faults_at_the_call(engine):
     code[8 + 1] = 0x11      # lddw r1, map (src=1)
     code[8 + 4] = lock_map
     prog = obj.programs["lock_balanced"]
-    from ebpfjit.jit import compile_program
+    from ebpfjit.jit.compile import compile_program
     from ebpfjit.runtime import LoadedProgram
     loaded = LoadedProgram(bytes(code), prog.env)
     jit = compile_program(bytes(code), cache=False)

@@ -94,7 +94,7 @@ def test_timeout_must_be_positive_seconds(bad):
 
 
 def test_cli_run_timeout(capsys):
-    from ebpfjit.cli import main
+    from ebpfjit.cli.commands import main
     rc = main(["run", str(OBJ), "--program", "spin_forever", "--timeout", "0.05",
                "--budget", str(NO_BUDGET), "--data", "00" * 64])
     assert rc != 0
