@@ -30,7 +30,7 @@ from ..isa import insn as _insn
 from ..isa.opcodes import Kind
 from ..objects import ctx_layout as _ctx
 from ..objects.spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectSpec, ProgType
-from ..runtime import testrun
+from ..runtime import deadline, testrun
 from .program import Program
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
@@ -245,7 +245,6 @@ class ObjectProgram(Program):
         (For packet programs, after the first run each instance shadows this method with a
         closure making one C call per packet, `runtime.LoadedProgram.make_packet_run`.)
         """
-        from ..runtime import deadline
         with deadline(timeout, self.name):
             if self.type in (ProgType.XDP,) or self.type in SKB_TYPES:
                 loaded = self._prepare(engine)
@@ -290,7 +289,6 @@ class ObjectProgram(Program):
         (XDP, tc, socket filter) or the context of other program types. `timeout` (seconds,
         wall clock, for all `repeat` runs) ends the call with ExecutionError kind "timeout".
         """
-        from ..runtime import deadline
         with deadline(timeout, self.name):
             return self._test_run(data_in, repeat, engine, ctx_in, budget)
 
@@ -330,7 +328,6 @@ class ObjectProgram(Program):
         verdicts of the packets before it (their side effects on maps happened). `timeout`
         (seconds, wall clock) bounds the whole batch: kind "timeout", `packet_index` set.
         """
-        from ..runtime import deadline
         with deadline(timeout, self.name):
             return self._run_batch(packets, engine, budget)
 
@@ -521,4 +518,4 @@ def copy_map_spec(m: MapSpec) -> MapSpec:
     return dataclasses.replace(m)
 
 
-__all__ += ["check_program", "convert_context", "ExecutionError"]
+__all__ += ["check_program", "convert_context", "ExecutionError", "deadline"]

@@ -138,8 +138,8 @@ def cmd_run(args) -> int:
     if args.pcap:
         if not is_object_prog:
             raise UsageError("--pcap needs a program from an ELF object (XDP, tc or socket filter)")
+        from ..api.loader import deadline  # the runs' wall-clock limit (runtime)
         from ..capture.stream import Progress, run_pcap_command
-        from ..runtime import deadline
         progress = Progress(label=f"{name}: ")
         with deadline(args.timeout, name):     # bounds the whole capture
             failed = run_pcap_command(prog, name, args, progress, report=report,
