@@ -17,6 +17,10 @@
 
 #define EBPFJIT_STACK_SIZE 512
 #define EBPFJIT_MAX_FRAMES 8          /* main program + 7 nested bpf-to-bpf calls (kernel) */
+/* Unregistered bytes each engine keeps on both sides of every frame (interp.c; the JIT's frame
+ * alloca, lower/context.py FRAME_GUARD): a stack pointer off by less than this from its frame
+ * faults, whichever frame the engine's layout happens to place next to it. */
+#define EBPFJIT_FRAME_GUARD 1024
 #define EBPFJIT_MAX_HELPERS 512
 #define EBPFJIT_MAX_RUN_REGIONS 8     /* per-run extra regions: ctx struct, packet, metadata */
 #define EBPFJIT_MAX_ENV_REGIONS 256   /* per-object regions: map value arenas, ringbuf data */
@@ -26,8 +30,9 @@
  * ~0.5 s of JIT code, a few seconds interpreted. */
 #define EBPFJIT_DEFAULT_BUDGET 1000000000ULL
 /* st->budget holds at most this much; the rest waits in st->budget_rest, so the runtime gets
- * control (the wall-clock timeout is checked then) every 2^24 instructions at least. */
-#define EBPFJIT_BUDGET_CHUNK (1ULL << 24)
+ * control (the wall-clock timeout is checked then) every 2^20 instructions at least: ~1 ms of
+ * JIT code, a few ms interpreted. */
+#define EBPFJIT_BUDGET_CHUNK (1ULL << 20)
 /* Largest program (instructions, lddw counting 2 slots), BPF_COMPLEXITY_LIMIT_INSNS. */
 #define EBPFJIT_MAX_INSNS 1000000
 #define EBPFJIT_MAX_HELD_LOCKS 4      /* bpf_spin_locks one run may hold at once */

@@ -145,7 +145,7 @@ static uint64_t probe_read(uint64_t dst, uint64_t size, uint64_t src, int kernel
     return 0;
 }
 
-static uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src, int kernel)
+static uint64_t probe_read_str_walk(uint64_t dst, uint64_t size, uint64_t src, int kernel)
 {
     struct ebpfjit_state *st = ebpfjit_current();
     uint32_t n = (uint32_t)size, i;
@@ -168,6 +168,18 @@ static uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src, int ke
     }
     d[n - 1] = 0;
     return n;
+}
+
+/* String helpers are charged to the budget a unit per byte they walk, as an instruction of a
+ * loop doing the same would be: a program looping over them is stopped by its budget. */
+static uint64_t probe_read_str(uint64_t dst, uint64_t size, uint64_t src, int kernel)
+{
+    uint64_t r = probe_read_str_walk(dst, size, src, kernel);
+    struct ebpfjit_state *st = ebpfjit_current();
+
+    if (st && (int64_t)r > 0 && ebpfjit_budget_charge(st, r))
+        return 0;
+    return r;
 }
 
 uint64_t ebpfjit_helper_probe_read(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4,
@@ -249,6 +261,8 @@ int64_t ebpfjit_format(struct ebpfjit_state *st, char *out, uint64_t out_len, co
     n = strnlen(fmt, fmt_len);
     if (n == fmt_len)
         return -EINVAL;     /* not NUL-terminated within fmt_size */
+    if (st && ebpfjit_budget_charge(st, n + 1))     /* the format's bytes (see probe_read_str) */
+        return -EINVAL;
     for (i = 0; i < n; i++) {
         char spec[32], piece[MAX_BPRINTF_BUF];
         uint64_t start = i, k, width;
@@ -324,6 +338,8 @@ string:
             {
                 char s[MAX_BPRINTF_BUF];
                 copy_arg_string(st, args[num_spec], s, sizeof(s));
+                if (st && ebpfjit_budget_charge(st, strlen(s) + 1))
+                    return -EINVAL;
                 spec[k] = 's';
                 spec[k + 1] = 0;
                 plen = snprintf(piece, sizeof(piece), spec, s);
@@ -534,6 +550,7 @@ uint64_t ebpfjit_helper_strncmp(uint64_t s1, uint64_t s1_sz, uint64_t s2, uint64
 {
     struct ebpfjit_state *st = ebpfjit_current();
     uint32_t n = (uint32_t)s1_sz, i;
+    uint64_t r = 0;
 
     if (!st || (n && !ebpfjit_access_ok(st, s1, n, 0)))
         return bad_call(st);
@@ -544,12 +561,17 @@ uint64_t ebpfjit_helper_strncmp(uint64_t s1, uint64_t s1_sz, uint64_t s2, uint64
             return bad_call(st);
         c1 = *(const uint8_t *)ptr(s1 + i);
         c2 = *(const uint8_t *)ptr(s2 + i);
-        if (c1 != c2)
-            return c1 < c2 ? (uint64_t)-1 : 1;
+        if (c1 != c2) {
+            r = c1 < c2 ? (uint64_t)-1 : 1;
+            break;
+        }
         if (!c1)
             break;
     }
-    return 0;
+    /* The bytes compared (see probe_read_str). */
+    if (ebpfjit_budget_charge(st, i < n ? i + 1 : n))
+        return 0;
+    return r;
 }
 
 /* --- callbacks ------------------------------------------------------------------------------ */
@@ -569,9 +591,14 @@ uint64_t ebpfjit_invoke_callback(struct ebpfjit_state *st, uint64_t callback, ui
         st->fault_info = callback;
         return 0;
     }
-    /* A callback is a call: it spends budget and takes a frame, as a bpf-to-bpf call does. */
+    /* A callback is a call: it spends budget and takes a frame, as a bpf-to-bpf call does,
+     * and is not allowed while holding a lock. */
     if (ebpfjit_budget_charge(st, 1))
         return 0;
+    if (st->nlocks) {
+        ebpfjit_lock_held(st, -1, EBPFJIT_LOCK_REASON_CALL);
+        return 0;
+    }
     if (depth >= EBPFJIT_MAX_FRAMES) {
         ebpfjit_fault(st, EBPFJIT_ERR_CALL_DEPTH, -1, 0, 0);
         return 0;

@@ -55,7 +55,7 @@ struct interp {
     X(A64_XCHG) X(A64_CMPXCHG)                                                                 \
     X(A32_ADD) X(A32_OR) X(A32_AND) X(A32_XOR) X(A32_FADD) X(A32_FOR) X(A32_FAND) X(A32_FXOR)  \
     X(A32_XCHG) X(A32_CMPXCHG)                                                                 \
-    X(FALL_OFF) X(BAD_INSN) X(BAD_TARGET) X(CHARGE)
+    X(FALL_OFF) X(BAD_INSN) X(BAD_TARGET) X(CHARGE) X(FRAME_OOB_LD) X(FRAME_OOB_ST)
 
 #define ENUM_ONE(n) H_##n,
 #define ENUM_J(C) H_##C##64K, H_##C##64X, H_##C##32K, H_##C##32X, \
@@ -160,6 +160,36 @@ struct raw {
     int16_t off;
     int32_t imm;
 };
+
+static int is_load_handler(int h)
+{
+    return h >= H_LDX_B && h <= H_LDXS_W;
+}
+
+static int is_store_handler(int h)
+{
+    return (h >= H_ST_B && h <= H_STX_DW) || (h >= H_A64_ADD && h <= H_A32_CMPXCHG);
+}
+
+/* An access whose base register is r10 itself addresses this frame at a fixed offset (the
+ * decoder rejects every write to r10): outside [r10 - 512, r10) it is out of bounds whatever
+ * lies there, as the kernel verifier rejects it ("invalid stack off"). Resolved here, so that
+ * a callee's [r10 + 0] never reaches a caller's frame that happens to be adjacent (the JIT's
+ * frames are not laid out as these are). x->imm becomes the access size. */
+static int frame_oob_handler(int h, const struct raw *r, struct ix *x)
+{
+    uint8_t base = is_load_handler(h) ? r->src : r->dst;
+    static const uint8_t sizes[4] = {4, 2, 1, 8};   /* BPF_W, BPF_H, BPF_B, BPF_DW */
+    int64_t size;
+
+    if ((!is_load_handler(h) && !is_store_handler(h)) || base != 10)
+        return h;
+    size = sizes[r->opcode >> 3 & 3];
+    if (r->off >= -EBPFJIT_STACK_SIZE && r->off + size <= 0)
+        return h;
+    x->imm = (uint64_t)size;
+    return is_load_handler(h) ? H_FRAME_OOB_LD : H_FRAME_OOB_ST;
+}
 
 static struct raw raw_at(const uint8_t *code, uint32_t pc)
 {
@@ -452,6 +482,8 @@ target:
         }
         if (h == H_BAD_INSN)
             x->imm = r.opcode;   /* reported as fault_info */
+        else
+            h = frame_oob_handler(h, &r, x);
         x->label = labels[h];
         segment_step(&sg, pc, h, t, r.opcode == 0x18 && pc + 1 < n ? 2 : 1);
     }
@@ -586,7 +618,16 @@ static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st,
     static const void *const labels[H_COUNT] = {
         ALUOPS(LABEL_A) CONDS(LABEL_J) OTHER_HANDLERS(LABEL_ONE)
     };
-    uint8_t stack[EBPFJIT_MAX_FRAMES][EBPFJIT_STACK_SIZE] __attribute__((aligned(16)));
+    /* Frames apart by EBPFJIT_FRAME_GUARD unregistered bytes (and guarded at both ends), as
+     * the JIT's frames are: a pointer into one frame that strays a little past it faults on
+     * both engines instead of landing in whichever frame this layout puts next to it. */
+    struct {
+        struct {
+            uint8_t guard[EBPFJIT_FRAME_GUARD];
+            uint8_t bytes[EBPFJIT_STACK_SIZE];
+        } f[EBPFJIT_MAX_FRAMES];
+        uint8_t guard[EBPFJIT_FRAME_GUARD];
+    } frames __attribute__((aligned(16)));
     struct frame_save saved[EBPFJIT_MAX_FRAMES];
     uint64_t reg[11];
     const struct ix *ip;
@@ -601,7 +642,7 @@ static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st,
 
     /* Frames are indexed by absolute depth, so a callback (base > 0) keeps its callers' frames
      * registered in st->frame_lo (reachable through pointers it was given). */
-    zero_frame(stack[base]);
+    zero_frame(frames.f[base].bytes);
     reg[0] = 0;
     reg[1] = r1;
     reg[2] = r2;
@@ -609,7 +650,7 @@ static int32_t interp_core(const struct interp *ipg, struct ebpfjit_state *st,
     reg[4] = r4;
     reg[5] = r5;
     reg[6] = reg[7] = reg[8] = reg[9] = 0;
-    flo = (uint64_t)(uintptr_t)stack[base];
+    flo = (uint64_t)(uintptr_t)frames.f[base].bytes;
     reg[10] = flo + EBPFJIT_STACK_SIZE;
     depth = base + 1;
     st->frame_lo[base] = flo;
@@ -776,6 +817,10 @@ L_CALLX:
 L_CALL_LOCAL: {
         struct frame_save *s;
         SPEND();
+        if (__builtin_expect(st->nlocks != 0, 0)) {
+            st->budget = budget;
+            return ebpfjit_lock_held(st, ip->pc, EBPFJIT_LOCK_REASON_CALL);
+        }
         if (__builtin_expect(depth >= EBPFJIT_MAX_FRAMES, 0))
             FAULT(EBPFJIT_ERR_CALL_DEPTH, 0, 0);
         s = &saved[depth - 1];
@@ -786,8 +831,8 @@ L_CALL_LOCAL: {
         s->r9 = reg[9];
         /* Callee entry: r0 and r6-r9 read as 0 (the JIT's registers are per function). */
         reg[0] = reg[6] = reg[7] = reg[8] = reg[9] = 0;
-        zero_frame(stack[depth]);
-        flo = (uint64_t)(uintptr_t)stack[depth];
+        zero_frame(frames.f[depth].bytes);
+        flo = (uint64_t)(uintptr_t)frames.f[depth].bytes;
         st->frame_lo[depth] = flo;
         depth++;
         st->depth = depth;
@@ -798,6 +843,10 @@ L_CALL_LOCAL: {
 L_EXIT: {
         struct frame_save *s;
         SPEND();
+        if (__builtin_expect(st->nlocks != 0, 0)) {
+            st->budget = budget;
+            return ebpfjit_lock_held(st, ip->pc, EBPFJIT_LOCK_REASON_HELD_AT_EXIT);
+        }
         if (depth == base + 1) {
             st->r0 = reg[0];
             st->budget = budget;
@@ -812,7 +861,7 @@ L_EXIT: {
         reg[9] = s->r9;
         /* After the return the caller's r1-r5 read as 0 (clobbered by the call). */
         reg[1] = reg[2] = reg[3] = reg[4] = reg[5] = 0;
-        flo = (uint64_t)(uintptr_t)stack[depth - 1];
+        flo = (uint64_t)(uintptr_t)frames.f[depth - 1].bytes;
         reg[10] = flo + EBPFJIT_STACK_SIZE;
         ip = s->ret;
         DISPATCH();
@@ -937,6 +986,8 @@ L_LDDW_MAPVAL: {
 
     /* ---- faults resolved at prepare time ---- */
 L_FALL_OFF: FAULT(EBPFJIT_ERR_FALL_OFF, 0, 0);
+L_FRAME_OOB_LD: FAULT(EBPFJIT_ERR_OOB_LOAD, reg[10] + (uint64_t)(int64_t)ip->off, IMM);
+L_FRAME_OOB_ST: FAULT(EBPFJIT_ERR_OOB_STORE, reg[10] + (uint64_t)(int64_t)ip->off, IMM);
 L_BAD_TARGET: FAULT(EBPFJIT_ERR_BAD_INSN, 0, 0);
 L_BAD_INSN:
     if (st->status == 0)

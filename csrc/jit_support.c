@@ -33,6 +33,7 @@ static const struct ebpfjit_jit_import jit_imports[] = {
     {"ebpfjit_ld_packet", (const void *)ebpfjit_ld_packet},
     {"ebpfjit_current", (const void *)ebpfjit_current},
     {"ebpfjit_jit_map_lookup", (const void *)ebpfjit_jit_map_lookup},
+    {"ebpfjit_lock_held", (const void *)ebpfjit_lock_held},
     {"ebpfjit_helper_map_lookup_elem", (const void *)ebpfjit_helper_map_lookup_elem},
 };
 

@@ -54,6 +54,16 @@ int32_t ebpfjit_helper_status(struct ebpfjit_state *st, int32_t pc)
     return st->status;
 }
 
+int32_t ebpfjit_lock_held(struct ebpfjit_state *st, int32_t pc, uint32_t reason)
+{
+    int first = st->status == EBPFJIT_OK || st->status == EBPFJIT_TAIL_CALL;
+
+    ebpfjit_fault(st, EBPFJIT_ERR_HELPER, pc, st->nlocks ? st->locks[0] : 0, 4);
+    if (first)
+        st->fault_info = 93 | (uint64_t)reason << 32;
+    return st->status;
+}
+
 /* --- the instruction budget and the wall-clock deadline (runtime_api.h) --- */
 
 static __thread uint64_t run_deadline;

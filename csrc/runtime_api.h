@@ -53,6 +53,15 @@
 #define EBPFJIT_LOCK_REASON_NO_OWNER 5     /* lock word names no live thread (overwritten) */
 #define EBPFJIT_LOCK_REASON_NOT_A_LOCK 6   /* not a map value's BTF bpf_spin_lock field */
 #define EBPFJIT_LOCK_REASON_TIMEOUT 7      /* held by a live thread for longer than the limit */
+#define EBPFJIT_LOCK_REASON_CALL 8         /* bpf-to-bpf call or callback while holding a lock */
+
+/* Both engines, at every exit (of any function: the program, a callee, a callback) and every
+ * local call or callback invocation: if (st->nlocks) fault through this, as the kernel verifier
+ * rejects "bpf_spin_unlock is missing" and "function calls are not allowed while holding a
+ * lock". Records EBPFJIT_ERR_HELPER at `pc` (fault_addr = the first lock, fault_info = 93 |
+ * reason << 32: EBPFJIT_LOCK_REASON_HELD_AT_EXIT or _CALL) and returns st->status; the run's
+ * end releases the locks. */
+int32_t ebpfjit_lock_held(struct ebpfjit_state *st, int32_t pc, uint32_t reason);
 
 /* Returned by ebpfjit_run_py* when the run did not end with EBPFJIT_OK; the caller then checks
  * st->status (a successful run may legitimately return this value too). */

@@ -30,7 +30,7 @@ from ..isa import insn as _insn
 from ..isa.opcodes import Kind
 from ..objects import ctx_layout as _ctx
 from ..objects.spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectSpec, ProgType
-from ..runtime import testrun
+from ..runtime import deadline, testrun
 from .program import Program
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
@@ -230,8 +230,10 @@ class ObjectProgram(Program):
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self, packet=b"", engine: str | Engine = DEFAULT_ENGINE, budget: int | None = None) -> int:
+    def run(self, packet=b"", engine: str | Engine = DEFAULT_ENGINE, budget: int | None = None,
+            timeout: float | None = None) -> int:
         """Run once, the fast path; return the verdict (retval) as the kernel reports it.
+        `timeout` (seconds, wall clock) ends the run with ExecutionError kind "timeout".
 
         For XDP/tc/socket programs `packet` is the frame, run on a fresh test-run context; a
         bytearray is updated in place to the output packet and resized when the program grew
@@ -243,14 +245,15 @@ class ObjectProgram(Program):
         (For packet programs, after the first run each instance shadows this method with a
         closure making one C call per packet, `runtime.LoadedProgram.make_packet_run`.)
         """
-        if self.type in (ProgType.XDP,) or self.type in SKB_TYPES:
-            loaded = self._prepare(engine)
-            self._bind_fast(loaded)
-            r = self.test_run(packet, engine=engine, budget=budget)
-            if isinstance(packet, bytearray) and packet != r.data_out:
-                packet[:] = r.data_out
-            return r.retval
-        return self._run_ctx(packet, engine, budget, 1)[0]
+        with deadline(timeout, self.name):
+            if self.type in (ProgType.XDP,) or self.type in SKB_TYPES:
+                loaded = self._prepare(engine)
+                self._bind_fast(loaded)
+                r = self.test_run(packet, engine=engine, budget=budget)
+                if isinstance(packet, bytearray) and packet != r.data_out:
+                    packet[:] = r.data_out
+                return r.retval
+            return self._run_ctx(packet, engine, budget, 1)[0]
 
     def _packet_model(self) -> int | None:
         from ..runtime import env as runtime
@@ -278,13 +281,18 @@ class ObjectProgram(Program):
         return ObjectProgram.run(self, packet, engine, budget)
 
     def test_run(self, data_in=b"", repeat: int = 1, engine: str | Engine = DEFAULT_ENGINE, ctx_in=None,
-                 budget: int | None = None) -> TestRunResult:
+                 budget: int | None = None, timeout: float | None = None) -> TestRunResult:
         """Like bpf_prog_test_run_opts: (retval, data_out, duration_ns), `.ctx_out` too.
 
         `repeat` runs share one buffer (changes accumulate, as in the kernel); duration_ns is
         the mean per run, timed in C around the loop. `ctx_in`: struct xdp_md / __sk_buff bytes
-        (XDP, tc, socket filter) or the context of other program types.
+        (XDP, tc, socket filter) or the context of other program types. `timeout` (seconds,
+        wall clock, for all `repeat` runs) ends the call with ExecutionError kind "timeout".
         """
+        with deadline(timeout, self.name):
+            return self._test_run(data_in, repeat, engine, ctx_in, budget)
+
+    def _test_run(self, data_in, repeat, engine, ctx_in, budget) -> TestRunResult:
         if self.type == ProgType.XDP:
             return self._run_xdp(bytes(data_in), repeat, engine, ctx_in, budget)
         if self.type in SKB_TYPES:
@@ -311,17 +319,30 @@ class ObjectProgram(Program):
                                lambda b: self._fail(loaded, b))
 
     def run_batch(self, packets: Iterable, engine: str | Engine = DEFAULT_ENGINE,
-                  budget: int | None = None) -> list[int]:
+                  budget: int | None = None, timeout: float | None = None) -> list[int]:
         """Verdicts of `packets`, each run on a fresh test-run context (the input packets are
         not modified).
 
         XDP/tc/socket programs run the whole batch in one C loop. A fault stops the batch with
         an ExecutionError whose `batch_index` names the packet and whose `results` holds the
-        verdicts of the packets before it (their side effects on maps happened).
+        verdicts of the packets before it (their side effects on maps happened). `timeout`
+        (seconds, wall clock) bounds the whole batch: kind "timeout", `packet_index` set.
         """
+        with deadline(timeout, self.name):
+            return self._run_batch(packets, engine, budget)
+
+    def _run_batch(self, packets, engine, budget) -> list[int]:
         model = self._packet_model()
         if model is None:
-            return [self.test_run(p, engine=engine, budget=budget).retval for p in packets]
+            verdicts = []
+            for index, packet in enumerate(packets):
+                try:
+                    verdicts.append(self.test_run(packet, engine=engine, budget=budget).retval)
+                except ExecutionError as err:
+                    err.batch_index = err.packet_index = index
+                    err.results = verdicts
+                    raise
+            return verdicts
         loaded = self._prepare(engine)
         if not isinstance(packets, (list, tuple)):
             packets = list(packets)
@@ -497,4 +518,4 @@ def copy_map_spec(m: MapSpec) -> MapSpec:
     return dataclasses.replace(m)
 
 
-__all__ += ["check_program", "convert_context", "ExecutionError"]
+__all__ += ["check_program", "convert_context", "ExecutionError", "deadline"]

@@ -118,6 +118,7 @@ class Program:
             from ..runtime.env import LoadedProgram
             self._check_helpers()
             self._loaded = LoadedProgram(self.code, self.env, int(self.type))
+            self._loaded.name = self.name
             self._describe_faults(self._loaded)
         return self._loaded
 
@@ -157,11 +158,12 @@ class Program:
         return None
 
     def run(self, mem: bytes | bytearray | memoryview = b"", engine: str | Engine = DEFAULT_ENGINE,
-            budget: int | None = None) -> int:
+            budget: int | None = None, timeout: float | None = None) -> int:
         """Run once and return r0 as an unsigned 64-bit integer.
 
         `mem` is copied unless it is a writable buffer (bytearray, writable memoryview), which the
-        program then modifies in place. Raises ExecutionError on a fault.
+        program then modifies in place. Raises ExecutionError on a fault; `timeout` (seconds,
+        wall clock) ends the run with ExecutionError kind "timeout".
 
         (After the first run each instance shadows this method with the loaded program's fast
         run, which comes back here for anything it does not handle: see `_bind_fast`.)
@@ -171,7 +173,7 @@ class Program:
         if engine is Engine.JIT and self._installed_jit != (self.opt_level, True):
             self._ensure_jit(loaded)
         self._bind_fast(loaded)
-        return loaded.run(mem, engine=engine, budget=budget)
+        return loaded.run(mem, engine=engine, budget=budget, timeout=timeout)
 
     def _bind_fast(self, loaded) -> None:
         """Shadow `run` with the loaded program's fast closure (one Python call and one cffi

@@ -138,9 +138,13 @@ def cmd_run(args) -> int:
     if args.pcap:
         if not is_object_prog:
             raise UsageError("--pcap needs a program from an ELF object (XDP, tc or socket filter)")
+        from ..api.loader import deadline  # the runs' wall-clock limit (runtime)
         from ..capture.stream import Progress, run_pcap_command
         progress = Progress(label=f"{name}: ")
-        if run_pcap_command(prog, name, args, progress, report=report, quiet=_wants_json(args)):
+        with deadline(args.timeout, name):     # bounds the whole capture
+            failed = run_pcap_command(prog, name, args, progress, report=report,
+                                      quiet=_wants_json(args))
+        if failed:
             if _wants_json(args):
                 _emit_json(args, report)
             return 2
@@ -148,7 +152,8 @@ def cmd_run(args) -> int:
         data = _mem_from_args(args, mem)
         ctx_in = _read_input(args.ctx_in) if args.ctx_in else None
         retval, data_out, ns = prog.test_run(bytes(data), repeat=args.repeat, engine=args.engine,
-                                             ctx_in=ctx_in, budget=args.budget)
+                                             ctx_in=ctx_in, budget=args.budget,
+                                             timeout=args.timeout)
         report.update(retval=retval, verdict=verdict_name(prog, retval), data_out=data_out.hex(),
                       duration=ns)
         if _wants_json(args):
@@ -166,7 +171,7 @@ def cmd_run(args) -> int:
         if args.repeat != 1:
             raise UsageError("--repeat needs a program from an ELF object (it uses test_run)")
         data = _mem_from_args(args, mem)
-        r0 = prog.run(data, engine=args.engine, budget=args.budget)
+        r0 = prog.run(data, engine=args.engine, budget=args.budget, timeout=args.timeout)
         report.update(retval=r0)
         if not _wants_json(args):
             print(f"{r0:#x}")
@@ -414,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run N times (test_run's repeat) and print the average duration")
     p.add_argument("--budget", type=int, default=None, metavar="N",
                    help="instruction budget (taken back-edges, calls; default 10^8)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit of the run (with --pcap: of the whole capture)")
     p.add_argument("--ctx-in", metavar="FILE", help="context struct (xdp_md, __sk_buff) bytes")
     add_json_args(p)
     p.set_defaults(func=cmd_run)

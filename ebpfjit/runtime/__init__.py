@@ -26,6 +26,7 @@ from .env import (
     Env,
     LoadedProgram,
     count_verdicts,
+    deadline,
     describe_address,
     ebpfjit_py_helper,
     fault_line,
@@ -43,7 +44,7 @@ from .env import (
 __all__ = [
     "COUNTED_VERDICTS", "DEFAULT_BUDGET", "ENGINE_INTERP", "ENGINE_JIT", "KINDS", "MAX_FRAMES",
     "MAX_HELPERS", "PKT_OUT_MAX", "PKT_SKB_L2", "PKT_SKB_L3", "PKT_XDP", "STACK_SIZE", "U64", "Env",
-    "LoadedProgram", "count_verdicts", "describe_address", "ebpfjit_py_helper", "fault_line",
+    "LoadedProgram", "count_verdicts", "deadline", "describe_address", "ebpfjit_py_helper", "fault_line",
     "fault_to_error", "ffi", "helper_symbols", "lib", "pcap_scan", "reclaim", "retire",
     "state_layout", "thread_state",
 ]

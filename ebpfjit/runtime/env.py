@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import collections
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -64,6 +65,35 @@ def thread_state():
         raise ExecutionError(f"runs nested more than {lib.EBPFJIT_MAX_PY_NESTING} deep through "
                              "Python helpers", kind="helper")
     return st
+
+
+@contextlib.contextmanager
+def deadline(timeout: float | None, program: str | None = None):
+    """Runs on this thread inside the block end with ExecutionError kind "timeout" once
+    `timeout` seconds (wall clock) have passed. The engines read the deadline each time a budget
+    chunk runs out (csrc/runtime.c ebpfjit_budget_refill). Nested blocks keep the earlier
+    deadline. The error names `program` and the timeout."""
+    if timeout is None:
+        yield
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    # Past ~292 years the ns count would overflow: no deadline is as good.
+    due = lib.ebpfjit_now_ns() + int(min(timeout, 1e9) * 1e9)
+    prev = lib.ebpfjit_set_deadline(due)
+    if prev and prev < due:
+        lib.ebpfjit_set_deadline(prev)
+    try:
+        yield
+    except ExecutionError as err:
+        if err.kind == "timeout" and getattr(err, "timeout", None) is None:
+            err.timeout = timeout
+            where = f"program {program!r}: " if program else ""
+            err.args = (where + err.args[0].replace(
+                "its wall-clock timeout passed", f"timeout of {timeout:g} s passed"),)
+        raise
+    finally:
+        lib.ebpfjit_set_deadline(prev)
 
 
 def _addr(ptr) -> int:
@@ -277,6 +307,7 @@ class LoadedProgram:
         # What fault messages name (set by the owner): source lines, the name of the run's memory.
         self.line_info: Sequence[tuple[int, str, int, str]] = ()
         self.mem_name = "memory"
+        self.name = "prog"              # what a timeout names (set by the owner)
         self._jit_keep = None
         self._jit_retired: list[object] = []
         self._jit_address = None
@@ -344,8 +375,11 @@ class LoadedProgram:
         run_copy, run_inplace, run_empty = _run_copy, _run_inplace, _run_empty
         from_buffer, failed, prog = ffi.from_buffer, _RUN_FAILED, self
 
-        def run(mem=b"", engine=default_engine, budget=None, r1=None, r2=None):
+        def run(mem=b"", engine=default_engine, budget=None, r1=None, r2=None, timeout=None):
             # Every test here costs ~10-20 ns on this Python: keep the common case shortest.
+            if timeout is not None:
+                with deadline(timeout, prog.name):
+                    return fallback(mem, engine, budget, r1, r2)
             if engine == "interp":
                 rn = rn_interp
             elif engine == "jit" and rn_jit is not None:
@@ -396,7 +430,10 @@ class LoadedProgram:
         run_copy, run_inplace = lib.ebpfjit_pkt_run_copy, lib.ebpfjit_pkt_run_inplace
         from_buffer, prog = ffi.from_buffer, self
 
-        def run(packet=b"", engine=default_engine, budget=None):
+        def run(packet=b"", engine=default_engine, budget=None, timeout=None):
+            if timeout is not None:
+                with deadline(timeout, prog.name):
+                    return fallback(packet, engine, budget)
             if engine == "interp":
                 rn = rn_interp
             elif engine == "jit" and rn_jit is not None:
@@ -744,13 +781,15 @@ def _place(pc, insn, line_info) -> dict[str, Any]:
 
 _LOCK_REASONS = {
     1: "bpf_spin_lock: the lock at {addr:#x} is already held by this thread (would deadlock)",
-    2: "program ended while holding the bpf_spin_lock at {addr:#x} (no bpf_spin_unlock; "
-       "released)",
+    2: "function returned while holding the bpf_spin_lock at {addr:#x} (bpf_spin_unlock is "
+       "missing; released)",
     3: "bpf_spin_unlock: the lock at {addr:#x} is not held by this run",
     4: "bpf_spin_lock: too many locks held at once (taking {addr:#x})",
     5: "bpf_spin_lock: the lock word at {addr:#x} names no live holder (overwritten?)",
     6: "bpf_spin_lock: {addr:#x} is not the struct bpf_spin_lock field (BTF) of a map value",
     7: "bpf_spin_lock: the lock at {addr:#x} stayed held by another thread past the wait limit",
+    8: "function calls are not allowed while holding a lock (the bpf_spin_lock at {addr:#x}; "
+       "released)",
 }
 
 # bpf_map_update_elem(BPF_F_LOCK) faults (helper 2); {where} names the map and the offset.
@@ -790,6 +829,11 @@ def helper_symbols() -> dict[str, int]:
     count = ffi.new("uint32_t *")
     table = lib.ebpfjit_jit_imports(count)
     return {ffi.string(table[i].name).decode(): _addr(table[i].addr) for i in range(count[0])}
+
+
+def lock_reason(name: str) -> int:
+    """EBPFJIT_LOCK_REASON_<name> (csrc/runtime_api.h), the reason code ebpfjit_lock_held takes."""
+    return getattr(lib, "EBPFJIT_LOCK_REASON_" + name)
 
 
 def status_codes() -> dict[str, int]:

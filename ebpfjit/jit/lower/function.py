@@ -43,12 +43,15 @@ from .lowering_context import (
     ERR_OOB_LOAD,
     ERR_OOB_STORE,
     ERR_UNKNOWN_HELPER,
+    FRAME_GUARD,
     I1,
     I8,
     I32,
     I64,
     INT_BITS,
     INT_TYPES,
+    LOCK_CALL,
+    LOCK_HELD_AT_EXIT,
     MAX_FRAMES,
     MAX_HELPERS,
     PTR,
@@ -715,9 +718,12 @@ class FunctionLowerer:
         self.regs = [b.alloca(I64, name=f"r{i}.slot") for i in range(NUM_REGS)]
         for slot in self.regs:
             slot.align = 8
-        stack = b.alloca(ir.ArrayType(I8, STACK_BYTES), name="stack")
-        stack.align = 8
-        self.stack = cgutils.as_ptr(b, stack)
+        # The frame with FRAME_GUARD unused bytes on each side: a pointer that strays a little
+        # past a frame lands there (unregistered: a fault), never in a neighbouring frame.
+        stack = b.alloca(ir.ArrayType(I8, FRAME_GUARD + STACK_BYTES + FRAME_GUARD),
+                         name="stack.guarded")
+        stack.align = 16
+        self.stack = byte_gep(b, cgutils.as_ptr(b, stack), FRAME_GUARD, name="stack")
         memset = cgutils.declare_intrinsic(self.ctx.module, "llvm.memset.p0.i64", ir.VoidType(),
                                            [PTR, I8, I64, I1])
         self.budget = b.alloca(I64, name="budget.slot")
@@ -987,6 +993,13 @@ class FunctionLowerer:
         if not self.checks:
             return b.inttoptr(addr, PTR, name=f"pc{pc}.ptr"), 1
         kind = ERR_OOB_STORE if write else ERR_OOB_LOAD
+        if base_reg == FP:
+            # r10 + off outside this frame (proven_frame_offset said no): out of bounds
+            # whatever lies there (a caller's frame may sit just above a callee's), as in
+            # the interpreter (interp.c frame_oob_handler) and the kernel's verifier.
+            b.branch(self.fault_edge(kind, pc, addr, size))
+            b.position_at_end(self.llfn.append_basic_block(f"pc{pc}.unreachable"))
+            return b.inttoptr(addr, PTR, name=f"pc{pc}.ptr"), 1
         # Read (and cache) the region here, in the block that dominates every path below.
         mem_base = self.read_slot(self.mem[0])
         mem_len = self.read_slot(self.mem[1])
@@ -1140,11 +1153,26 @@ class FunctionLowerer:
             b.position_at_end(rest)
         b.cbranch(cond, self.edge_block(pc, target), fall)
 
+    def check_no_lock_held(self, pc: int, reason: int):
+        """if (st->nlocks) fault (runtime_api.h ebpfjit_lock_held): at exits and local calls."""
+        b = self.builder
+        held = b.icmp_unsigned("!=", self.load_field("nlocks", I32), const(I32, 0))
+        bad = b.append_basic_block(f"pc{pc}.locked")
+        ok = b.append_basic_block(f"pc{pc}.unlocked")
+        cgutils.cbranch_unlikely(b, held, bad, ok, self.ctx.unlikely_weights())
+        b.position_at_end(bad)
+        with self.side():
+            self.before_runtime_call()
+            self.return_status(b.call(self.ctx.runtime_fn("ebpfjit_lock_held"),
+                                      [self.st, const(I32, pc), const(I32, reason)]))
+        b.position_at_end(ok)
+
     def lower_exit(self, pc: int, insn: Instruction):
         b = self.builder
         self.consume_budget(pc)
         r0 = self.read_reg(0)
         self.store_budget()
+        self.check_no_lock_held(pc, LOCK_HELD_AT_EXIT)
         if self.fn.is_entry:
             self.store_field("r0", r0)
             b.ret(const(I32, 0))
@@ -1159,6 +1187,7 @@ class FunctionLowerer:
         if insn.src == CALL_LOCAL:
             self.consume_budget(pc)
             self.store_budget()
+            self.check_no_lock_held(pc, LOCK_CALL)
             depth = self.load_field("depth", I32)
             self.fault_if(b.icmp_unsigned(">=", depth, const(I32, MAX_FRAMES)), ERR_CALL_DEPTH,
                           pc, name="depth")

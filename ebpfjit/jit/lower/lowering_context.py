@@ -18,7 +18,7 @@ from llvmlite import ir
 
 from ...isa.opcodes import MAX_CALL_FRAMES, STACK_SIZE
 from ...runtime.env import MAX_HELPERS as _MAX_HELPERS
-from ...runtime.env import status_codes
+from ...runtime.env import lock_reason, status_codes
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -42,6 +42,9 @@ ERR_FALL_OFF = _STATUS["ERR_FALL_OFF"]
 ERR_BAD_INSN = _STATUS["ERR_BAD_INSN"]
 ERR_TIMEOUT = _STATUS["ERR_TIMEOUT"]
 MAX_HELPERS = _MAX_HELPERS
+# ebpfjit_lock_held reasons (csrc/runtime_api.h EBPFJIT_LOCK_REASON_*).
+LOCK_HELD_AT_EXIT = lock_reason("HELD_AT_EXIT")
+LOCK_CALL = lock_reason("CALL")
 
 ENTRY_NAME = "ebpf_entry"
 # `uint64_t ebpf_callback(st, pc, r1..r5)`: runs the function at slot pc (ebpfjit_jit_callback_fn).
@@ -67,11 +70,13 @@ RUNTIME_DECLS = {
     "ebpfjit_jit_map_lookup": (I64, (PTR, I64, I64, I64)),
     # the built-in helper 1; only its address is used (is env->helpers[1] still the built-in?)
     "ebpfjit_helper_map_lookup_elem": (I64, (I64, I64, I64, I64, I64)),
+    # int32_t ebpfjit_lock_held(st, pc, reason): a lock held at an exit or a local call (fault)
+    "ebpfjit_lock_held": (I32, (PTR, I32, I32)),
 }
 
 # Fields of struct ebpfjit_state the generated code touches.
 STATE_FIELDS = ("r0", "status", "fault_info", "budget", "depth", "mem_base", "mem_len",
-                "mem_writable", "frame_lo", "env")
+                "mem_writable", "frame_lo", "env", "nlocks")
 
 
 def _offset(value) -> int:
@@ -211,4 +216,7 @@ class LoweringContext:
 
 
 STACK_BYTES = STACK_SIZE
+# Bytes of the frame alloca kept unused below and above the frame (EBPFJIT_FRAME_GUARD in
+# csrc/ebpfjit_rt.h, which the interpreter keeps too).
+FRAME_GUARD = 1024
 MAX_FRAMES = MAX_CALL_FRAMES
