@@ -32,20 +32,8 @@ from .spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectS
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
 
-# cgroup_skb (the kernel's cg_skb_is_valid_access): direct packet access to data/data_end,
-# no tc_classid, data_meta or wire_len; writes to mark, priority, cb[] and tstamp only.
-SK_BUFF_CGROUP_SKB = _ctx.CtxLayout(
-    "__sk_buff (cgroup_skb)", _ctx.SK_BUFF_TC.uapi_size, _ctx.SK_BUFF_TC.shadow_size,
-    tuple(dataclasses.replace(f, writable=f.name in {"mark", "priority", "cb", "tstamp"})
-          for f in _ctx.SK_BUFF_TC.fields if f.name not in {"tc_classid", "data_meta", "wire_len"}))
+from .ctx import CONTEXT_LAYOUTS, SK_BUFF_CGROUP_SKB  # noqa: E402,F401  (one table, in ctx)
 
-CONTEXT_LAYOUTS = {
-    ProgType.XDP: _ctx.XDP_MD,
-    ProgType.SCHED_CLS: _ctx.SK_BUFF_TC,
-    ProgType.SCHED_ACT: _ctx.SK_BUFF_TC,
-    ProgType.SOCKET_FILTER: _ctx.SK_BUFF_SOCKET_FILTER,
-    ProgType.CGROUP_SKB: SK_BUFF_CGROUP_SKB,
-}
 # skb program types -> is_l2 of the kernel's bpf_prog_test_run_skb: tc sees the Ethernet
 # header, socket filters and cgroup_skb start at the network header (it is pulled, and pushed
 # back zeroed in data_out).
