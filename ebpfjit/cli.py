@@ -460,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .compare import add_compare_parser
     add_compare_parser(sub)
+    from .verifycmd import add_verify_parser
+    add_verify_parser(sub)
     return parser
 
 

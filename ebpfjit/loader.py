@@ -510,7 +510,8 @@ class Object:
 
 
 def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | None = None,
-         programs: Sequence[str] | None = None, memory_limit: int | None = None) -> Object:
+         programs: Sequence[str] | None = None, memory_limit: int | None = None,
+         verify: bool = False) -> Object:
     """Load an eBPF ELF object.
 
     Args:
@@ -524,6 +525,9 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
         memory_limit: bytes the object's maps may use together (default
             ebpfjit.maps.DEFAULT_MEMORY_LIMIT, 256 MiB); see ebpfjit.maps.MemoryAccount.
             `Object.memory` reports the use.
+        verify: run ebpfjit's static verifier (ebpfjit.verifier) on each program first, as
+            the kernel does at load; a rejection raises VerifierError with the kernel-style
+            log. Opt-in for now (programs are run-time checked either way).
     Returns:
         An Object.
     Raises:
@@ -539,23 +543,24 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
         spec = dataclasses.replace(spec, maps={n: dataclasses.replace(m)
                                                for n, m in spec.maps.items()})
         _patch_rodata(spec, rodata)
-    return load_object_spec(spec, ncpus=ncpus, programs=programs, memory_limit=memory_limit)
+    return load_object_spec(spec, ncpus=ncpus, programs=programs, memory_limit=memory_limit,
+                            verify=verify)
 
 
 def program_from_code(code: bytes, prog_type: ProgType, *, name: str = "prog",
-                      ncpus: int | None = None) -> ObjectProgram:
+                      ncpus: int | None = None, verify: bool = False) -> ObjectProgram:
     """A program of the given type from raw bytecode (no maps), run like an object's program:
     context accesses converted, the type's test-run model (XDP buffer, skb) in both engines."""
     from .spec import ProgramSpec
     pspec = ProgramSpec(name=name, section="", type=ProgType(prog_type), code=bytes(code),
                         license="GPL")
     spec = ObjectSpec(path="<bytecode>", programs={name: pspec}, maps={}, license="GPL")
-    return load_object_spec(spec, ncpus=ncpus).programs[name]
+    return load_object_spec(spec, ncpus=ncpus, verify=verify).programs[name]
 
 
 def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
                      programs: Sequence[str] | None = None,
-                     memory_limit: int | None = None) -> Object:
+                     memory_limit: int | None = None, verify: bool = False) -> Object:
     """An Object from an ObjectSpec (what `load` does after parsing the ELF)."""
     from . import helpers as _helpers
     from .maps import DEFAULT_MEMORY_LIMIT, Map, MemoryAccount
@@ -583,6 +588,9 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
         if name not in spec.programs:
             raise EbpfError(f"{spec.path}: no program {name!r} (have {', '.join(spec.programs)})")
         pspec = spec.programs[name]
+        if verify:
+            from .verifier import verify_spec
+            verify_spec(pspec, spec)
         insns = _insn.decode(pspec.code)
         check_program(name, insns, env, len(map_list), map_list)
         insns = convert_context(insns, pspec.type)
