@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..errors import VerifierError
+from ..errors import DecodeError, VerifierError
 from ..insn import Instruction, decode
 from ..spec import ObjectSpec, ProgramSpec, ProgType
 from .log import LineInfo, kernel_insn, source_line, stats_line
@@ -47,7 +47,14 @@ def verify(code: bytes | list[Instruction], prog_type: ProgType | str | int = Pr
     if isinstance(prog_type, str):
         from ..program import prog_type_from_name
         prog_type = prog_type_from_name(prog_type)
-    insns = decode(bytes(code)) if isinstance(code, (bytes, bytearray, memoryview)) else code
+    if isinstance(code, (bytes, bytearray, memoryview)):
+        try:
+            insns = decode(bytes(code))
+        except DecodeError as exc:
+            raise _structural(bytes(code), exc, ProgType(int(prog_type)), maps, license,
+                              name) from None
+    else:
+        insns = code
     lines: list[str] = []
     li = LineInfo(line_info)
     names = map_names if map_names is not None else [m.name for m in maps]
@@ -80,6 +87,24 @@ def verify_spec(pspec: ProgramSpec, spec: ObjectSpec | None = None, *,
     lic = pspec.license or (spec.license if spec is not None else "") or ""
     return verify(pspec.code, pspec.type, maps=maps, license=lic, log_level=log_level,
                   line_info=pspec.line_info, name=pspec.name)
+
+
+def _structural(code: bytes, exc: DecodeError, prog_type, maps, license, name) -> VerifierError:
+    """A program that does not decode: the kernel's words where the walk of the undecoded
+    instructions finds the same fault first (`frame pointer is read only`, `jump out of
+    range ...`), else the decoder's reason. Always an error."""
+    try:
+        raw = decode(code, validate=False)
+        walk = Walk(raw, prog_type, maps, gpl=_gpl(license))
+        walk.run()
+    except Reject as rej:
+        return _error(rej, None, raw, LineInfo(), [m.name for m in maps], [], name)
+    except Exception:       # noqa: BLE001  (malformed beyond what the walk can read)
+        pass
+    reason = exc.reason
+    if reason.endswith("r10 is read-only"):
+        reason = "frame pointer is read only"       # the kernel's check_reg_arg wording
+    return VerifierError(reason, exc.pc, log=reason, program=name)
 
 
 def _gpl(license: str) -> bool:

@@ -951,7 +951,8 @@ class Walk:
             raise Reject("bpf_spin_unlock is missing", pc)
         if len(st.frames) == 1:
             for ref, alloc in st.refs.items():
-                raise Reject(f"Unreleased reference id={ref} alloc_insn={alloc}", pc)
+                raise Reject(f"Unreleased reference id={ref} alloc_insn={alloc}\n"
+                             "BPF_EXIT instruction in main prog would lead to reference leak", pc)
             return None
         if r0.type == FP and r0.frame == cur.frameno:
             raise Reject("cannot return stack pointer to the caller", pc)
@@ -1010,8 +1011,15 @@ class Walk:
             if m.spec.type in P.NO_LOOKUP:
                 raise Reject(f"cannot pass map_type {int(m.spec.type)} into func "
                              f"{proto.name}#{hid}", pc)
-            regs[0] = Reg(MAP_VALUE, map=m, null=True, id=st.new_id(), ro=m.spec.readonly)
+            key = meta.get("const_key")
+            # An array lookup with a constant key in range cannot fail (the kernel's
+            # can_elide_value_nullness, Linux 6.13).
+            null = not (m.spec.type in (MapType.ARRAY, MapType.PERCPU_ARRAY) and key is not None
+                        and key < m.spec.max_entries)
+            regs[0] = Reg(MAP_VALUE, map=m, null=null, id=st.new_id() if null else 0,
+                          ro=m.spec.readonly)
         elif ret == P.RET_RINGBUF_MEM_OR_NULL:
+            st.new_id()         # the kernel spends one id on the or-null mark first
             rid = st.new_id()
             st.refs[rid] = pc
             regs[0] = Reg(RINGBUF_MEM, null=True, id=rid, ref=rid, size=meta["alloc_size"])
@@ -1052,6 +1060,8 @@ class Walk:
             if t not in (FP, PKT, PKT_META, MAP_VALUE, MAP_KEY, MEM, RINGBUF_MEM) or reg.null:
                 expect("fp", "pkt", "pkt_meta", "map_key", "map_value", "mem", "ringbuf_mem")
             self._helper_mem(st, argno, size, pc, write=kind == P.UNINIT_MAP_VALUE)
+            if kind == P.MAP_KEY and t == FP and size == 4:
+                meta["const_key"] = self._const_stack_u32(st.frames[reg.frame], reg.off)
             return
         if kind in (P.MEM, P.MEM_OR_NULL, P.UNINIT_MEM):
             if kind == P.MEM_OR_NULL and reg.is_const() and reg.const() == 0:
@@ -1143,6 +1153,17 @@ class Walk:
                 st.lock = None
             return
         raise Reject(f"argument kind {kind} is not supported by ebpfjit's verifier", pc)
+
+    @staticmethod
+    def _const_stack_u32(frame: Frame, off: int) -> int | None:
+        """The u32 at fp+off when the stack holds a known constant there, else None."""
+        start = STACK_SIZE + off
+        if all(k == ZERO for k in frame.slots[start:start + 4]):
+            return 0
+        sp = frame.spills.get(start // 8)
+        if sp is not None and sp.is_const() and start % 8 in (0, 4):
+            return (sp.const() >> (8 * (start % 8))) & 0xFFFFFFFF
+        return None
 
     def _helper_mem(self, st: State, r: int, size: int, pc: int, write: bool) -> None:
         reg = st.cur.regs[r]
