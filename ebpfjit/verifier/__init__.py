@@ -1,0 +1,1 @@
+"""The static verifier of ebpfjit (issue 13)."""
