@@ -7,7 +7,7 @@ import random
 
 import pytest
 from hypothesis import given, settings
-from verifier_strategies import scalar_and_members
+from verifier_strategies import any_scalar
 
 from ebpfjit.verifier.scalar import (
     ALU_OPS,
@@ -30,7 +30,7 @@ def _check_invariants(s: Scalar):
     assert 0 <= s.u32_min <= s.u32_max <= U32, s.debug()
 
 
-@given(d=scalar_and_members())
+@given(d=any_scalar)
 @settings(max_examples=300, deadline=None)
 def test_generated_scalars_hold_their_members(d):
     s, xs = d
@@ -40,7 +40,7 @@ def test_generated_scalars_hold_their_members(d):
 
 
 @pytest.mark.parametrize("name,is64", ALU_CASES)
-@given(d=scalar_and_members(), s=scalar_and_members())
+@given(d=any_scalar, s=any_scalar)
 @settings(max_examples=200, deadline=None)
 def test_alu_sound(name, is64, d, s):
     (ad, xs), (as_, ys) = d, s
@@ -54,7 +54,7 @@ def test_alu_sound(name, is64, d, s):
 
 @pytest.mark.parametrize("name", JMP_OPS)
 @pytest.mark.parametrize("is32", [False, True])
-@given(d=scalar_and_members(), s=scalar_and_members())
+@given(d=any_scalar, s=any_scalar)
 @settings(max_examples=200, deadline=None)
 def test_branch_sound(name, is32, d, s):
     (ad, xs), (as_, ys) = d, s

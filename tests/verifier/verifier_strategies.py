@@ -53,3 +53,39 @@ def scalar_and_members(draw):
     for v in members[1:]:
         s = s.join(Scalar.const(v))
     return s, members
+
+
+@st.composite
+def derived_scalar_and_members(draw):
+    """A Scalar reached as the walker reaches them: a base set through a few ALU operations
+    with constants and branch refinements (either side), its members carried concretely. Gives
+    the mixed 32/64-bit, signed/unsigned states that plain joins do not."""
+    from ebpfjit.verifier.scalar import ALU_OPS, JMP_OPS, alu, branch, concrete_alu, concrete_branch
+
+    s, xs = draw(scalar_and_members())
+    for _ in range(draw(st.integers(1, 3))):
+        c = draw(u64)
+        if draw(st.booleans()):
+            name = draw(st.sampled_from(sorted(ALU_OPS)))
+            is64 = name == "MOVSX32" or draw(st.booleans())
+            if name == "MOV" or name.startswith("MOVSX"):
+                src, ys = s, xs            # a move of the register itself
+                s = alu(name, Scalar.unknown(), src, is64)
+                xs = [concrete_alu(name, 0, y, is64) for y in ys]
+                continue
+            s = alu(name, s, Scalar.const(c), is64)
+            xs = [concrete_alu(name, x, c, is64) for x in xs]
+        else:
+            name = draw(st.sampled_from(JMP_OPS))
+            is32 = draw(st.booleans())
+            taken, fall = branch(name, s, Scalar.const(c), is32)
+            keep_taken = draw(st.booleans())
+            side = taken if keep_taken else fall
+            kept = [x for x in xs if concrete_branch(name, x, c, is32) == keep_taken]
+            if side is None or not kept:
+                continue               # the drawn side holds none of the members
+            s, xs = side[0], kept
+    return s, xs
+
+
+any_scalar = st.one_of(scalar_and_members(), derived_scalar_and_members())
