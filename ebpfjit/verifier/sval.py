@@ -75,6 +75,11 @@ def branch(op: str, dst: Scalar, src: Scalar, is32: bool):
     return _scalar.branch(op.upper(), dst, src, is32)
 
 
+def concrete_branch(op: str, a: int, b: int, is32: bool) -> bool:
+    """Whether `if a op b` jumps, for two constants (unsigned 64-bit values)."""
+    return _scalar.concrete_branch(op.upper(), a, b, is32)
+
+
 def within(cur: Scalar, old: Scalar) -> bool:
     """Every value of `cur` is a value of `old`."""
     return cur.within(old)

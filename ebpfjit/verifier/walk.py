@@ -95,12 +95,19 @@ class Reject(Exception):
 class Checkpoint:
     """An explored (or being explored) state at a prune point. `branches` counts the paths
     still running below it; it subsumes later states only once it reaches 0."""
-    __slots__ = ("state", "branches", "parent")
+    __slots__ = ("state", "branches", "parent", "print")
 
-    def __init__(self, state: State, parent: Checkpoint | None):
+    def __init__(self, state: State, parent: Checkpoint | None, fingerprint: int):
         self.state = state
         self.branches = 1
         self.parent = parent
+        self.print = fingerprint    # equal states have equal fingerprints (loop detection)
+
+
+def _fingerprint(st: State) -> int:
+    regs = st.cur.regs
+    return hash((len(st.frames), tuple((r.type, r.off, r.rng, r.var) for r in regs),
+                 bytes(st.cur.slots)))
 
 
 def _finish(cp: Checkpoint | None) -> None:
@@ -298,25 +305,28 @@ class Walk:
         """None to prune this path; else the checkpoint the path now runs under."""
         entries = visited.setdefault(pc, [])
         live = self.live
+        fp = _fingerprint(st)
         for old in entries:
             if old.branches == 0:
                 if self._subsumes(old.state, st, live, pc):
                     return None
-            elif self._subsumes(old.state, st, live, pc, exact=True):
+            elif old.print == fp and self._subsumes(old.state, st, live, pc, exact=True):
                 raise Reject(f"infinite loop detected at insn {pc}", pc)
-        # The path moves under `new`, which becomes a live child of `cp`: cp's count of
-        # live descendants is unchanged (the kernel's update_branch_counts balance).
-        new = Checkpoint(st.copy(), cp)
-        entries.append(new)
-        self.total_states += 1
-        self.cur_states += 1
-        self.peak_states = max(self.peak_states, self.cur_states)
-        if len(entries) > MAX_STATES_PER_PC:
+        if len(entries) >= MAX_STATES_PER_PC:
             for i, e in enumerate(entries):
                 if e.branches == 0:
                     del entries[i]
                     self.cur_states -= 1
                     break
+            else:
+                return cp       # all still in progress (a loop): do not keep more here
+        # The path moves under `new`, which becomes a live child of `cp`: cp's count of
+        # live descendants is unchanged (the kernel's update_branch_counts balance).
+        new = Checkpoint(st.copy(), cp, fp)
+        entries.append(new)
+        self.total_states += 1
+        self.cur_states += 1
+        self.peak_states = max(self.peak_states, self.cur_states)
         self.max_states_per_insn = max(self.max_states_per_insn, len(entries))
         return new
 
@@ -411,6 +421,9 @@ class Walk:
                 if any(k == SPILL for k in okinds):
                     return False
                 if creg.type != SCALAR and any(k != INVALID for k in okinds):
+                    return False
+                # old read zeros there: only a spilled constant 0 reads the same.
+                if ZERO in okinds and not (creg.is_const() and creg.const() == 0):
                     return False
         return True
 
@@ -683,8 +696,7 @@ class Walk:
         """Write `size` bytes at fp+off; val None: unknown bytes written by a helper."""
         start = STACK_SIZE + off
         self._drop_spills(frame, start, size)
-        if val is not None and size == 8 and start % 8 == 0 and \
-                (val.type != SCALAR or not val.is_const() or val.const() != 0 or True):
+        if val is not None and size == 8 and start % 8 == 0:
             frame.slots[start:start + 8] = bytes([SPILL]) * 8
             frame.spills[start // 8] = val
             return
@@ -811,6 +823,11 @@ class Walk:
         target = ins.branch_target(pc)
         fall = self.next_pc[pc]
         if d.type == SCALAR and s.type == SCALAR:
+            if S.is_const(d.var) and S.is_const(s.var):
+                # Both known: one successor, nothing to refine (the hot path of counted loops).
+                jumps = S.concrete_branch(JMP_NAMES[op], S.const_value(d.var),
+                                          S.const_value(s.var), is32)
+                return target if jumps else fall
             taken, other = S.branch(JMP_NAMES[op], d.var, s.var, is32)
             results = []
             for pair, where in ((other, fall), (taken, target)):
@@ -993,6 +1010,8 @@ class Walk:
         if callback is not None:
             self._run_callback(st, pc, proto, callback, meta)
             regs = st.cur.regs
+        if hid == 12 and st.refs:
+            raise Reject("tail_call would lead to reference leak", pc)
         release = meta.get("release")
         if release:
             st.refs.pop(release, None)
@@ -1023,8 +1042,6 @@ class Walk:
             rid = st.new_id()
             st.refs[rid] = pc
             regs[0] = Reg(RINGBUF_MEM, null=True, id=rid, ref=rid, size=meta["alloc_size"])
-        if hid == 12:       # tail_call: when it returns, it failed; nothing else changes
-            pass
 
     def _check_arg(self, st: State, pc: int, proto, argno: int, kind: str, meta: dict) -> None:
         regs = st.cur.regs
