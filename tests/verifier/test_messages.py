@@ -98,6 +98,36 @@ CASES = [
         ldxb %r0, [%r0+0]
         mov %r0, 0
         exit""", None, maps=(ARRAY,)),
+    Case("map_value_signed_check_only", LOOKUP + """
+        jeq %r0, 0, +5
+        ldxdw %r1, [%r0+0]
+        jsgt %r1, 7, +3
+        add %r0, %r1
+        ldxb %r0, [%r0+0]
+        mov %r0, 0
+        mov %r0, 0
+        exit""", "math between map_value pointer and register with unbounded min value is not "
+         "allowed", maps=(ARRAY,)),
+    Case("map_value_u32_truncated_index", LOOKUP + """
+        jeq %r0, 0, +5
+        ldxdw %r1, [%r0+0]
+        jgt %r1, 7, +3
+        add %r0, %r1
+        ldxb %r0, [%r0+0]
+        mov %r0, 0
+        mov %r0, 0
+        exit""", None, maps=(ARRAY,)),
+    Case("spilled_pointer_partly_overwritten", """
+        stxdw [%r10-8], %r1
+        stb [%r10-8], 0
+        ldxdw %r1, [%r10-8]
+        ldxw %r0, [%r1+0]
+        exit""", "R1 invalid mem access 'scalar'"),
+    Case("spilled_pointer_filled", """
+        stxdw [%r10-8], %r1
+        ldxdw %r1, [%r10-8]
+        ldxw %r0, [%r1+12]
+        exit""", None),
     Case("stack_below_frame", "mov %r0, 0\nstdw [%r10-520], 1\nexit",
          "invalid write to stack R10 off=-520 size=8"),
     Case("stack_above_fp", "mov %r0, 0\nstdw [%r10+8], 1\nexit",
