@@ -18,7 +18,7 @@ from ..errors import DecodeError, VerifierError
 from ..insn import Instruction, decode
 from ..spec import ObjectSpec, ProgramSpec, ProgType
 from .log import LineInfo, kernel_insn, source_line, stats_line
-from .walk import Reject, Walk
+from .walk import INSN_LIMIT, Reject, Walk
 
 __all__ = ["verify", "verify_spec", "VerifyResult", "VerifierError"]
 
@@ -38,7 +38,7 @@ class VerifyResult:
 
 def verify(code: bytes | list[Instruction], prog_type: ProgType | str | int = ProgType.XDP, *,
            maps=(), license: str = "GPL", log_level: int = 1, line_info=(), name: str = "prog",
-           map_names=None) -> VerifyResult:
+           map_names=None, insn_limit: int = INSN_LIMIT) -> VerifyResult:
     """Verify one program. `maps` are the MapSpecs its lddw map references index.
 
     Raises VerifierError whose text is the kernel-style error (first line in the kernel's
@@ -70,7 +70,8 @@ def verify(code: bytes | list[Instruction], prog_type: ProgType | str | int = Pr
     walk = None
     try:
         walk = Walk(insns, ProgType(int(prog_type)), maps, gpl=_gpl(license),
-                    log_level=log_level, trace=trace if log_level >= 2 else None)
+                    log_level=log_level, trace=trace if log_level >= 2 else None,
+                    insn_limit=insn_limit)
         walk.run()
     except Reject as exc:
         raise _error(exc, walk, insns, li, names, lines, name) from None

@@ -63,6 +63,6 @@ def source_line(rec) -> str:
 
 
 def stats_line(walk) -> str:
-    return (f"processed {walk.processed} insns (limit 1000000) max_states_per_insn "
+    return (f"processed {walk.processed} insns (limit {walk.insn_limit}) max_states_per_insn "
             f"{walk.max_states_per_insn} total_states {walk.total_states} peak_states "
             f"{walk.peak_states} mark_read 0")

@@ -127,13 +127,14 @@ class Walk:
     """One verification of one program. `maps` are the object's MapSpecs by index."""
 
     def __init__(self, insns: list[Instruction], prog_type: ProgType, maps=(), *,
-                 gpl: bool = True, log_level: int = 0, trace=None):
+                 gpl: bool = True, log_level: int = 0, trace=None, insn_limit: int = INSN_LIMIT):
         self.insns = insns
         self.prog_type = ProgType(prog_type)
         self.maps = [MapRef(i, m) for i, m in enumerate(maps)]
         self.gpl = gpl
         self.log_level = log_level
-        self.trace = trace            # callable(line) for the level-2 log, or None
+        self.trace = trace            # callable(pc, insn, state) for the level-2 log, or None
+        self.insn_limit = insn_limit  # the kernel's 1,000,000 (lower only in tests)
         self.by_pc = dict(iter_pcs(insns))
         order = list(self.by_pc)
         self.next_pc = {pc: (order[i + 1] if i + 1 < len(order) else order[i] + 2)
@@ -282,7 +283,7 @@ class Walk:
             st, pc, cp = stack.pop()
             while True:
                 self.processed += 1
-                if self.processed > INSN_LIMIT:
+                if self.processed > self.insn_limit:
                     raise Reject(f"BPF program is too large. Processed {self.processed} insn", pc)
                 if pc in self.prune_points:
                     res = self._visit(visited, st, pc, cp)

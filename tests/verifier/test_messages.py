@@ -268,3 +268,20 @@ def test_kernel_agrees(kernel, case):
     finally:
         for m in kmaps:
             m.close()
+
+
+def test_processed_instruction_limit():
+    # The kernel's limit and wording; the default limit is 1,000,000 (lowered here for time).
+    code = _code(Case("long_loop", """
+        mov %r0, 0
+        mov %r1, 0
+        add %r1, 1
+        jlt %r1, 2000000, -2
+        exit""", None))
+    with pytest.raises(VerifierError) as info:
+        verify(code, ProgType.XDP, insn_limit=3000)
+    assert info.value.reason == "BPF program is too large. Processed 3001 insn"
+    assert info.value.log.splitlines()[-1].startswith("processed 3001 insns (limit 3000) ")
+    # A loop that ends within the limit is simulated to its end.
+    verify(_code(Case("loop", "mov %r0, 0\nmov %r1, 0\nadd %r1, 1\njlt %r1, 900, -2\nexit",
+                      None)), ProgType.XDP, insn_limit=3000)
