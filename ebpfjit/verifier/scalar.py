@@ -1047,3 +1047,44 @@ def branch(name: str, dst: Scalar, src: Scalar, is32: bool):
     taken = _side(name, dst, src, is32) if pred != 0 else None
     fall = _side(_REVERSE[name], dst, src, is32) if pred != 1 else None
     return taken, fall
+
+
+def parse_scalar(text: str) -> Scalar:
+    """The inverse of Scalar.format: a scalar as the kernel's log prints it (`-3`, `0x10`,
+    `scalar()`, `scalar(smin=umin=1,smax=umax=9,var_off=(0x0; 0xf))`; an `id=`, a `P` and the
+    fixed offset `+N` of a linked register are ignored), synced as the kernel's state is."""
+    text = text.strip()
+    if text.startswith("P"):
+        text = text[1:]
+    if not text.startswith("scalar("):
+        try:
+            return Scalar.const(int(text, 0))
+        except ValueError:
+            raise VerifierError(f"not a scalar in the kernel's syntax: {text!r}") from None
+    if not text.endswith(")"):
+        raise VerifierError(f"not a scalar in the kernel's syntax: {text!r}")
+    body = text[len("scalar("):-1]
+    s = Scalar()
+    var_off = body.find("var_off=(")
+    if var_off >= 0:
+        v, m = body[var_off + len("var_off=("):].rstrip(")").split(";")
+        s.var_off = Tnum(int(v, 0), int(m, 0))
+        body = body[:var_off]
+    for part in filter(None, body.split(",")):
+        *names, value = part.split("=")
+        if not names or names[0] == "id" or part.startswith("+"):
+            continue
+        v = int(value, 0)
+        for name in names:
+            if name in ("smin", "smax"):
+                setattr(s, name, _s64(v))
+            elif name in ("umin", "umax"):
+                setattr(s, name, v)
+            elif name in ("smin32", "smax32"):
+                setattr(s, name[:1] + "32_" + name[1:4], _s32(v))
+            elif name in ("umin32", "umax32"):
+                setattr(s, name[:1] + "32_" + name[1:4], v)
+            else:
+                raise VerifierError(f"unknown scalar field {name!r} in {text!r}")
+    s.bounds_sync()
+    return s
