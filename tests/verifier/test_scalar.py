@@ -41,7 +41,7 @@ def test_generated_scalars_hold_their_members(d):
 
 @pytest.mark.parametrize("name,is64", ALU_CASES)
 @given(d=any_scalar, s=any_scalar)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 def test_alu_sound(name, is64, d, s):
     (ad, xs), (as_, ys) = d, s
     r = alu(name, ad, as_, is64)
@@ -55,7 +55,7 @@ def test_alu_sound(name, is64, d, s):
 @pytest.mark.parametrize("name", JMP_OPS)
 @pytest.mark.parametrize("is32", [False, True])
 @given(d=any_scalar, s=any_scalar)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 def test_branch_sound(name, is32, d, s):
     (ad, xs), (as_, ys) = d, s
     taken, fall = branch(name, ad, as_, is32)
