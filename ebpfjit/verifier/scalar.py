@@ -397,6 +397,11 @@ class Scalar:
             self.u32_min = self.u32_max = lo
             self.s32_min = self.s32_max = lo - 0x100000000 if lo & SIGN32 else lo
             return True
+        if self.umax <= S32_MAX:
+            return self._sync_small()
+        return self._sync_general()
+
+    def _sync_general(self) -> bool:
         self.update_bounds()
         if self.deduce_bounds():
             self.deduce_bounds()
@@ -406,6 +411,40 @@ class Scalar:
         self.bound_offset()
         self.update_bounds()
         return not self.is_empty()
+
+    def _sync_small(self) -> bool:
+        """reg_bounds_sync when every value is in [0, 2**31): then a value, its low half and
+        both their signed readings are one number, so the four ranges are one range (their
+        intersection) and the tnum's upper half is zero. Same result as the general path,
+        several times faster (tests hold the two equal)."""
+        t = self.var_off
+        v, m = t.value, t.mask
+        lo = self.umin
+        for x in (self.smin, self.u32_min, self.s32_min, v):
+            if x > lo:
+                lo = x
+        hi = self.umax
+        for x in (self.smax, self.u32_max, self.s32_max, v | m):
+            if x < hi:
+                hi = x
+        if lo > hi:
+            return False
+        bits = (lo ^ hi).bit_length()
+        delta = (1 << bits) - 1
+        if (v ^ lo) & ~(delta | m):
+            return False        # the tnum's known bits miss the range
+        m &= delta
+        v = (v | (lo & ~delta)) & ~m
+        if v > lo:
+            lo = v
+        if v | m < hi:
+            hi = v | m
+        if lo > hi:
+            return False
+        self.var_off = Tnum(v, m)
+        self.umin = self.smin = self.u32_min = self.s32_min = lo
+        self.umax = self.smax = self.u32_max = self.s32_max = hi
+        return True
 
     # --- narrowing ---------------------------------------------------------------------------
 
