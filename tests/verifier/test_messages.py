@@ -128,6 +128,11 @@ CASES = [
         ldxdw %r1, [%r10-8]
         ldxw %r0, [%r1+12]
         exit""", None),
+    # Privileged mode, as the kernel for root: uninitialised stack reads as an unknown scalar
+    # (run-time memory safety does not depend on it), directly and through a helper's key.
+    Case("uninit_stack_read", "ldxdw %r0, [%r10-8]\nexit", None),
+    Case("uninit_stack_key", "mov %r2, %r10\nadd %r2, -4\nlddw %r1, 0\ncall 1\nmov %r0, 0\n"
+         "exit", None, maps=(HASH,)),
     Case("stack_below_frame", "mov %r0, 0\nstdw [%r10-520], 1\nexit",
          "invalid write to stack R10 off=-520 size=8"),
     Case("stack_above_fp", "mov %r0, 0\nstdw [%r10+8], 1\nexit",
