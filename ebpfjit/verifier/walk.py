@@ -173,6 +173,12 @@ class Walk:
                     raise Reject(f"invalid func pc {t}", pc)
         # Every instruction reachable (the kernel's check_cfg "unreachable insn").
         starts = function_starts(self.insns)
+        order = sorted(self.by_pc)
+        for start in starts:
+            i = order.index(start) if start in self.by_pc else 0
+            if i and self.by_pc[order[i - 1]].kind not in (Kind.EXIT, Kind.JA):
+                # A function may not fall through into the next (the kernel's check_subprogs).
+                raise Reject("last insn is not an exit or jmp", order[i - 1])
         seen = set()
         work = list(starts)
         while work:

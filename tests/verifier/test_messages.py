@@ -290,3 +290,23 @@ def test_processed_instruction_limit():
     # A loop that ends within the limit is simulated to its end.
     verify(_code(Case("loop", "mov %r0, 0\nmov %r1, 0\nadd %r1, 1\njlt %r1, 900, -2\nexit",
                       None)), ProgType.XDP, insn_limit=3000)
+
+
+def _falls_into_subprog() -> bytes:
+    # pc 0 calls the function at pc 2; pc 1 falls through into it instead of exiting.
+    insns = assemble_insns("call 1\nmov %r0, 0\nmov %r0, 1\nexit")
+    insns[0] = dataclasses.replace(insns[0], src=1, imm=1)
+    return encode(insns)
+
+
+def test_function_falling_into_the_next_is_rejected():
+    with pytest.raises(VerifierError) as info:
+        verify(_falls_into_subprog(), ProgType.XDP)
+    assert info.value.reason == "last insn is not an exit or jmp"
+
+
+@pytest.mark.kernel
+def test_function_falling_into_the_next_kernel(kernel):
+    with pytest.raises(KernelError) as info:
+        kernel.KernelProgram(ProgType.XDP, _falls_into_subprog(), log_level=1)
+    assert "last insn is not an exit or jmp" in info.value.log.splitlines()
