@@ -6,7 +6,8 @@ table. Programs it does not understand are rejected with a message that says so.
     >>> from ebpfjit.verifier import verify                           # doctest: +SKIP
     >>> verify(code, "xdp").processed                                 # doctest: +SKIP
 
-Imports: ebpfjit.errors, ebpfjit.insn, ebpfjit.spec and the verifier's own modules; nothing of
+Imports: ebpfjit.errors, ebpfjit.insn, ebpfjit.spec and the verifier's own modules (and, for a type
+given by name, ebpfjit.program.prog_type_from_name, which imports no engine); nothing of
 the engines or the C module.
 """
 from __future__ import annotations
