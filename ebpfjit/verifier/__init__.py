@@ -6,9 +6,8 @@ table. Programs it does not understand are rejected with a message that says so.
     >>> from ebpfjit.verifier import verify                           # doctest: +SKIP
     >>> verify(code, "xdp").processed                                 # doctest: +SKIP
 
-Imports: ebpfjit.errors, ebpfjit.insn, ebpfjit.spec and the verifier's own modules (and, for a type
-given by name, ebpfjit.program.prog_type_from_name, which imports no engine); nothing of
-the engines or the C module.
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.objects.spec, ebpfjit.verifier
+(nothing of the engines or the C module).
 """
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ import time
 from dataclasses import dataclass
 
 from ..errors import DecodeError, VerifierError
-from ..insn import Instruction, decode
-from ..spec import ObjectSpec, ProgramSpec, ProgType
+from ..isa.insn import Instruction, decode
+from ..objects.spec import ObjectSpec, ProgramSpec, ProgType
 from .log import LineInfo, kernel_insn, source_line, stats_line
 from .walk import INSN_LIMIT, Reject, Walk
 
@@ -46,8 +45,7 @@ def verify(code: bytes | list[Instruction], prog_type: ProgType | str | int = Pr
     words, the instruction, the source line when line info is given); `.log` holds the log.
     """
     if isinstance(prog_type, str):
-        from ..program import prog_type_from_name
-        prog_type = prog_type_from_name(prog_type)
+        prog_type = ProgType[prog_type.upper()]     # the enum's name: "xdp", "sched_cls", ...
     if isinstance(code, (bytes, bytearray, memoryview)):
         try:
             insns = decode(bytes(code))

@@ -2,17 +2,17 @@
 (`14: (71) r3 = *(u8 *)(r2 +14)`, from the project's disassembler), source lines from
 .BTF.ext line info, the level-2 register state and the stats line.
 
-Imports: ebpfjit.disasm, ebpfjit.insn, ebpfjit.helpers_names.
+Imports: ebpfjit.isa, ebpfjit.objects.helper_names
 """
 from __future__ import annotations
 
 import bisect
 import re
 
-from ..disasm import format_insn
-from ..helpers_names import helper_name
-from ..insn import CALL_HELPER, CALL_LOCAL, Instruction
-from ..isa import Kind
+from ..isa.disasm import format_insn
+from ..isa.insn import CALL_HELPER, CALL_LOCAL, Instruction
+from ..isa.opcodes import Kind
+from ..objects.helper_names import helper_name
 
 _MEM = re.compile(r"\((r\d+) ([+-]) (-?0x[0-9a-f]+|\d+)\)")
 _GOTO = re.compile(r"goto ([+-])0x([0-9a-f]+)")

@@ -5,14 +5,14 @@ A helper without a prototype here is rejected, never trusted. Argument kinds are
 `enum bpf_arg_type` reduced to what these helpers take; a size argument always follows the
 memory argument it measures.
 
-Imports: ebpfjit.spec (program and map types), ebpfjit.helpers_names.
+Imports: ebpfjit.objects.spec, ebpfjit.objects.helper_names
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..helpers_names import HELPER_IDS
-from ..spec import MapType, ProgType
+from ..objects.helper_names import HELPER_IDS
+from ..objects.spec import MapType, ProgType
 
 # Argument kinds.
 ANYTHING = "anything"              # any initialised register

@@ -6,11 +6,11 @@ or for pointers the variable part of their offset. States are copied on every fo
 keeps its registers in a list and its stack as one bytearray of slot kinds per byte plus the
 spilled registers by 8-byte slot.
 
-Imports: ebpfjit.isa (frame limits), ebpfjit.verifier.sval (the scalar domain).
+Imports: ebpfjit.isa, ebpfjit.verifier.sval
 """
 from __future__ import annotations
 
-from ..isa import MAX_CALL_FRAMES, NUM_REGS, STACK_SIZE
+from ..isa.opcodes import MAX_CALL_FRAMES, NUM_REGS, STACK_SIZE
 from . import sval as _sc
 
 # Register types (the kernel's reg_type_str names).

@@ -20,12 +20,12 @@ The formulas follow the kernel where it is precise and sound; where this module 
 (division, modulo, byte swaps, sign extension, constant folding of every operation), the comment
 says so. Soundness is checked by tests/verifier against the interpreter's concrete semantics.
 
-Imports: ebpfjit.isa (names of the operations) and ebpfjit.errors.
+Imports: ebpfjit.isa, ebpfjit.errors, ebpfjit.verifier.tnum
 """
 from __future__ import annotations
 
 from ..errors import VerifierError
-from ..isa import ENDIAN_WIDTHS, MOVSX_OFFS_32, MOVSX_OFFS_64, OPCODES, SIGNED_OFF, AluOp, JmpOp, Kind
+from ..isa.opcodes import ENDIAN_WIDTHS, MOVSX_OFFS_32, MOVSX_OFFS_64, OPCODES, SIGNED_OFF, AluOp, JmpOp, Kind
 from .tnum import (
     HI32,
     S32_MAX,

@@ -3,7 +3,7 @@ ebpfjit.verifier.scalar (tnum + u/s 64/32 bounds, written separately and tested 
 
 Keeping the walk behind this small interface lets the domain change without touching it.
 
-Imports: ebpfjit.verifier.scalar.
+Imports: ebpfjit.verifier.scalar
 """
 from __future__ import annotations
 

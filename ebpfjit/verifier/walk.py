@@ -11,15 +11,15 @@ kernel's 1,000,000 processed instructions. Callbacks (bpf_loop, for_each_map_ele
 from their call until the caller's state reaches a fixpoint (scalars that differ between
 iterations are widened to unknown), so any number of iterations is covered.
 
-Imports: ebpfjit.isa, ebpfjit.insn, ebpfjit.disasm, ebpfjit.spec, ebpfjit.ctx (layouts),
-ebpfjit.verifier.{regs, sval, protos}.
+Imports: ebpfjit.isa, ebpfjit.objects.spec, ebpfjit.objects.ctx_layout,
+    ebpfjit.objects.helper_names, ebpfjit.verifier
 """
 from __future__ import annotations
 
-from ..ctx import CONTEXT_LAYOUTS
-from ..insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction, function_starts, iter_pcs
-from ..isa import FRAME_POINTER, OPCODES, STACK_SIZE, AluOp, AtomicOp, JmpOp, Kind, Source
-from ..spec import (
+from ..isa.insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction, function_starts, iter_pcs
+from ..isa.opcodes import FRAME_POINTER, OPCODES, STACK_SIZE, AluOp, AtomicOp, JmpOp, Kind, Source
+from ..objects.ctx_layout import CONTEXT_LAYOUTS
+from ..objects.spec import (
     PSEUDO_FUNC,
     PSEUDO_MAP_FD,
     PSEUDO_MAP_VALUE,
@@ -994,7 +994,7 @@ class Walk:
         st.map_regs(lambda r: unknown() if r.type == FP and r.frame >= frameno else None)
 
     def _call_helper(self, st: State, pc: int, ins: Instruction) -> None:
-        from ..helpers_names import helper_name
+        from ..objects.helper_names import helper_name
         hid = ins.imm
         proto = P.PROTOS.get(hid)
         name = helper_name(hid)
@@ -1283,5 +1283,5 @@ class Walk:
 
 
 def ins_id(proto) -> int:
-    from ..helpers_names import HELPER_IDS
+    from ..objects.helper_names import HELPER_IDS
     return HELPER_IDS[proto.name[len("bpf_"):]]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import ebpfjit
-from ebpfjit.asm import assemble
-from ebpfjit.cli import main
+from ebpfjit.cli.commands import main
 from ebpfjit.errors import EbpfError, VerifierError
+from ebpfjit.isa.asm import assemble
 
 PROGS = Path(__file__).resolve().parent.parent / "progs"
 NO_DATA_END_CHECK = "ldxw %r2, [%r1+0]\nldxb %r0, [%r2+14]\nmov %r0, 2\nexit"

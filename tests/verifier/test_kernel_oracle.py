@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ebpfjit.elf import load_spec
 from ebpfjit.errors import KernelError, VerifierError
+from ebpfjit.objects.elf import load_spec
 from ebpfjit.verifier import verify_spec
 
 pytestmark = pytest.mark.kernel

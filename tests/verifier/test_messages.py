@@ -8,10 +8,10 @@ import dataclasses
 
 import pytest
 
-from ebpfjit.asm import assemble_insns
 from ebpfjit.errors import KernelError, VerifierError
-from ebpfjit.insn import encode
-from ebpfjit.spec import PSEUDO_MAP_FD, MapSpec, MapType, ProgType
+from ebpfjit.isa.asm import assemble_insns
+from ebpfjit.isa.insn import encode
+from ebpfjit.objects.spec import PSEUDO_MAP_FD, MapSpec, MapType, ProgType
 from ebpfjit.verifier import verify
 
 ARRAY = MapSpec("m", MapType.ARRAY, 4, 8, 1)
