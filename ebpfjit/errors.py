@@ -56,12 +56,31 @@ class BtfLimitError(ElfError):
 
 
 class VerifierError(EbpfError, ValueError):
-    """A program rejected before it runs (e.g. an unknown helper). `pc` names the instruction."""
+    """A program rejected before it runs (e.g. an unknown helper). `pc` names the instruction.
 
-    def __init__(self, message: str, pc: int | None = None):
+    From the verifier (ebpfjit.verifier) the text is kernel-style: the error in the kernel's
+    words, then the instruction in the kernel's syntax and the source line when known; `log`
+    is the whole verifier log (as the kernel's log_buf), `program` the program's name.
+    """
+
+    def __init__(self, message: str, pc: int | None = None, *, log: str = "",
+                 insn_text: str | None = None, source: str | None = None,
+                 program: str | None = None):
         self.pc = pc
         self.reason = message
-        super().__init__(f"pc {pc}: {message}" if pc is not None else message)
+        self.log = log
+        self.insn_text = insn_text
+        self.source = source
+        self.program = program
+        if not log:
+            super().__init__(f"pc {pc}: {message}" if pc is not None else message)
+            return
+        text = message
+        if insn_text:
+            text += f"\n  insn {insn_text}"
+        if source:
+            text += f"\n  {source}"
+        super().__init__(text)
 
 
 class ExecutionError(EbpfError, RuntimeError):

@@ -15,7 +15,8 @@ access). Results are therefore the kernel's.
 
 Must not import: lower, kernel, cli (jit only through Program.compile()).
 
-Imports: ebpfjit.engine, ebpfjit.api.program, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.runtime
+Imports: ebpfjit.engine, ebpfjit.api.program, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.runtime,
+    ebpfjit.verifier
 """
 from __future__ import annotations
 
@@ -35,20 +36,8 @@ from .program import Program
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
 
-# cgroup_skb (the kernel's cg_skb_is_valid_access): direct packet access to data/data_end,
-# no tc_classid, data_meta or wire_len; writes to mark, priority, cb[] and tstamp only.
-SK_BUFF_CGROUP_SKB = _ctx.CtxLayout(
-    "__sk_buff (cgroup_skb)", _ctx.SK_BUFF_TC.uapi_size, _ctx.SK_BUFF_TC.shadow_size,
-    tuple(dataclasses.replace(f, writable=f.name in {"mark", "priority", "cb", "tstamp"})
-          for f in _ctx.SK_BUFF_TC.fields if f.name not in {"tc_classid", "data_meta", "wire_len"}))
+from ..objects.ctx_layout import CONTEXT_LAYOUTS, SK_BUFF_CGROUP_SKB  # noqa: E402,F401  (one table)
 
-CONTEXT_LAYOUTS = {
-    ProgType.XDP: _ctx.XDP_MD,
-    ProgType.SCHED_CLS: _ctx.SK_BUFF_TC,
-    ProgType.SCHED_ACT: _ctx.SK_BUFF_TC,
-    ProgType.SOCKET_FILTER: _ctx.SK_BUFF_SOCKET_FILTER,
-    ProgType.CGROUP_SKB: SK_BUFF_CGROUP_SKB,
-}
 # skb program types -> is_l2 of the kernel's bpf_prog_test_run_skb: tc sees the Ethernet
 # header, socket filters and cgroup_skb start at the network header (it is pulled, and pushed
 # back zeroed in data_out).
@@ -407,7 +396,8 @@ class Object:
 
 
 def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | None = None,
-         programs: Sequence[str] | None = None, memory_limit: int | None = None) -> Object:
+         programs: Sequence[str] | None = None, memory_limit: int | None = None,
+         verify: bool = False) -> Object:
     """Load an eBPF ELF object.
 
     Args:
@@ -421,6 +411,9 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
         memory_limit: bytes the object's maps may use together (default
             ebpfjit.maps.DEFAULT_MEMORY_LIMIT, 256 MiB); see ebpfjit.maps.MemoryAccount.
             `Object.memory` reports the use.
+        verify: run ebpfjit's static verifier (ebpfjit.verifier) on each program first, as
+            the kernel does at load; a rejection raises VerifierError with the kernel-style
+            log. Opt-in for now (programs are run-time checked either way).
     Returns:
         An Object.
     Raises:
@@ -436,23 +429,24 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
         spec = dataclasses.replace(spec, maps={n: dataclasses.replace(m)
                                                for n, m in spec.maps.items()})
         _patch_rodata(spec, rodata)
-    return load_object_spec(spec, ncpus=ncpus, programs=programs, memory_limit=memory_limit)
+    return load_object_spec(spec, ncpus=ncpus, programs=programs, memory_limit=memory_limit,
+                            verify=verify)
 
 
 def program_from_code(code: bytes, prog_type: ProgType, *, name: str = "prog",
-                      ncpus: int | None = None) -> ObjectProgram:
+                      ncpus: int | None = None, verify: bool = False) -> ObjectProgram:
     """A program of the given type from raw bytecode (no maps), run like an object's program:
     context accesses converted, the type's test-run model (XDP buffer, skb) in both engines."""
     from ..objects.spec import ProgramSpec
     pspec = ProgramSpec(name=name, section="", type=ProgType(prog_type), code=bytes(code),
                         license="GPL")
     spec = ObjectSpec(path="<bytecode>", programs={name: pspec}, maps={}, license="GPL")
-    return load_object_spec(spec, ncpus=ncpus).programs[name]
+    return load_object_spec(spec, ncpus=ncpus, verify=verify).programs[name]
 
 
 def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
                      programs: Sequence[str] | None = None,
-                     memory_limit: int | None = None) -> Object:
+                     memory_limit: int | None = None, verify: bool = False) -> Object:
     """An Object from an ObjectSpec (what `load` does after parsing the ELF)."""
     from ..runtime import helpers as _helpers
     from ..runtime.env import Env
@@ -480,6 +474,9 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
         if name not in spec.programs:
             raise EbpfError(f"{spec.path}: no program {name!r} (have {', '.join(spec.programs)})")
         pspec = spec.programs[name]
+        if verify:
+            from ..verifier import verify_spec
+            verify_spec(pspec, spec)
         insns = _insn.decode(pspec.code)
         check_program(name, insns, env, len(map_list), map_list)
         insns = convert_context(insns, pspec.type)

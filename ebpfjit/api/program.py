@@ -71,16 +71,22 @@ class Program:
         type ("xdp", "socket_filter", "tc", ...) runs as the kernel runs that type: its context
         (`struct xdp_md`, `struct __sk_buff`, ...) converted at load, `run(packet)` returning the
         verdict and `test_run` like bpf_prog_test_run_opts, exactly as an object's programs.
+        `verify=True` (typed programs) runs the static verifier first (VerifierError with the
+        kernel-style log on a rejection).
         """
         prog_type = prog_type_from_name(type)
         if prog_type != ProgType.UNSPEC and cls is Program:
             from .loader import program_from_code
-            unknown = set(kwargs) - {"name", "opt_level"}
+            unknown = set(kwargs) - {"name", "opt_level", "verify"}
             if unknown:
                 raise EbpfError(f"{', '.join(sorted(unknown))}: not supported with type={type!r}")
-            prog = program_from_code(code, prog_type, name=kwargs.get("name", "prog"))
+            prog = program_from_code(code, prog_type, name=kwargs.get("name", "prog"),
+                                     verify=kwargs.get("verify", False))
             prog.opt_level = kwargs.get("opt_level", prog.opt_level)
             return prog
+        if kwargs.pop("verify", False):
+            raise EbpfError("verify=True needs a program type (raw programs have no context "
+                            "the verifier could check)")
         return cls(code, type=type, **kwargs)
 
     @classmethod

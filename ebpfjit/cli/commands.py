@@ -5,6 +5,7 @@ without a traceback unless --debug is given. As in bpftool, `-j` prints JSON (`-
 a closed pipe on stdout (`ebpfjit disasm x.o | head -1`) ends quietly.
 
 Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.capture, ebpfjit.cli.conformance, ebpfjit.cli.testdata,
+    ebpfjit.cli.verify,
     ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects, ebpfjit.oracle, ebpfjit.version
 """
 from __future__ import annotations
@@ -471,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ..oracle.compare import add_compare_parser
     add_compare_parser(sub)
+    from .verify import add_verify_parser
+    add_verify_parser(sub)
     return parser
 
 

@@ -15,16 +15,18 @@ load with the instruction's pc.
 
 Must not import: runtime, lower, jit, kernel, cli.
 
-Imports: ebpfjit.errors, ebpfjit.isa
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.objects.spec
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from dataclasses import replace as _dc_replace
 
 from ..errors import VerifierError
 from ..isa.insn import CALL_LOCAL, Instruction, iter_pcs
 from ..isa.opcodes import OPCODES, AluOp, Class, Kind, Mode, Size, Source, jump_target
+from .spec import ProgType
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,23 @@ def _skb_layout(name: str, direct_packet_access: bool, writable: set[str]) -> Ct
 SK_BUFF_SOCKET_FILTER = _skb_layout("__sk_buff (socket filter)", False, {"cb"})
 SK_BUFF_TC = _skb_layout("__sk_buff (tc)", True, {"mark", "priority", "tc_index", "cb", "tc_classid",
                                                    "queue_mapping", "tstamp"})
+
+# cgroup_skb and the layout of each program type: one table, read by the loader (to convert
+# accesses) and by the verifier (to check them).
+# The kernel's cg_skb_is_valid_access): direct packet access to data/data_end,
+# no tc_classid, data_meta or wire_len; writes to mark, priority, cb[] and tstamp only.
+SK_BUFF_CGROUP_SKB = CtxLayout(
+    "__sk_buff (cgroup_skb)", SK_BUFF_TC.uapi_size, SK_BUFF_TC.shadow_size,
+    tuple(_dc_replace(f, writable=f.name in {"mark", "priority", "cb", "tstamp"})
+          for f in SK_BUFF_TC.fields if f.name not in {"tc_classid", "data_meta", "wire_len"}))
+
+CONTEXT_LAYOUTS = {
+    ProgType.XDP: XDP_MD,
+    ProgType.SCHED_CLS: SK_BUFF_TC,
+    ProgType.SCHED_ACT: SK_BUFF_TC,
+    ProgType.SOCKET_FILTER: SK_BUFF_SOCKET_FILTER,
+    ProgType.CGROUP_SKB: SK_BUFF_CGROUP_SKB,
+}
 
 # --- dataflow --------------------------------------------------------------------------------
 
