@@ -11,12 +11,12 @@ import threading
 
 import pytest
 
-from ebpfjit import insn as _insn
-from ebpfjit.asm import assemble
-from ebpfjit.disasm import format_insn
 from ebpfjit.errors import DecodeError, EbpfError, ExecutionError
-from ebpfjit.insn import Instruction as I
-from ebpfjit.isa import OPCODES, Kind
+from ebpfjit.isa import insn as _insn
+from ebpfjit.isa.asm import assemble
+from ebpfjit.isa.disasm import format_insn
+from ebpfjit.isa.insn import Instruction as I
+from ebpfjit.isa.opcodes import OPCODES, Kind
 
 runtime = pytest.importorskip("ebpfjit.runtime")
 Env, LoadedProgram, ffi, lib = runtime.Env, runtime.LoadedProgram, runtime.ffi, runtime.lib
