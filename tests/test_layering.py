@@ -22,6 +22,7 @@ LAYERS = [
     ("ebpfjit.errors", "ebpfjit.version", "ebpfjit.engine"),
     ("ebpfjit.isa",),
     ("ebpfjit.objects",),
+    ("ebpfjit.verifier",),
     ("ebpfjit._rt", "ebpfjit.runtime"),
     ("ebpfjit.jit",),
     ("ebpfjit.api", "ebpfjit.capture"),

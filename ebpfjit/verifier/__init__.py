@@ -1,1 +1,4 @@
-"""The static verifier of ebpfjit (issue 13)."""
+"""The static verifier of ebpfjit (issue 13).
+
+Imports: (nothing)
+"""

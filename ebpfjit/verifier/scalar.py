@@ -6,7 +6,7 @@ Every concrete value a register may hold lies in all of them at once; `bounds_sy
 kernel's `reg_bounds_sync` (each component tightened from the others).
 
 - `alu(name, dst, src, is64)`: the transfer function of every ALU/ALU64 operation of RFC 9669
-  v1-v4, keyed by `ALU_OPS` names, which derive from ebpfjit.isa (`AluOp` member names, plus
+  v1-v4, keyed by `ALU_OPS` names, which derive from ebpfjit.isa.opcodes (`AluOp` member names, plus
   `SDIV`/`SMOD`, `MOVSX8/16/32` and `LE16`..`BSWAP64` for the v4 and endian forms);
   `alu_op_name(info, off, imm)` maps an instruction to its name. 32-bit operations zero-extend.
   The K form's src is `Scalar.const(sign-extended imm)`, as the kernel builds it.
@@ -20,12 +20,12 @@ The formulas follow the kernel where it is precise and sound; where this module 
 (division, modulo, byte swaps, sign extension, constant folding of every operation), the comment
 says so. Soundness is checked by tests/verifier against the interpreter's concrete semantics.
 
-Imports: ebpfjit.isa (names of the operations) and ebpfjit.errors.
+Imports: ebpfjit.isa.opcodes, ebpfjit.errors, ebpfjit.verifier.tnum
 """
 from __future__ import annotations
 
 from ..errors import VerifierError
-from ..isa import ENDIAN_WIDTHS, MOVSX_OFFS_32, MOVSX_OFFS_64, OPCODES, SIGNED_OFF, AluOp, JmpOp, Kind
+from ..isa.opcodes import ENDIAN_WIDTHS, MOVSX_OFFS_32, MOVSX_OFFS_64, OPCODES, SIGNED_OFF, AluOp, JmpOp, Kind
 from .tnum import (
     HI32,
     S32_MAX,

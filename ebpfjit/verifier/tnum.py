@@ -5,7 +5,7 @@ are unknown, the others equal the bits of `value` (always `value & mask == 0`). 
 below over-approximate the concrete ones (the result contains every concrete result of members
 of the operands); they follow the kernel's formulas so that logs and verdicts agree with it.
 
-Imports: nothing of ebpfjit (the verifier package may import only ebpfjit.isa and ebpfjit.errors).
+Imports: (nothing)
 
 >>> Tnum.range(0, 255)
 (0x0; 0xff)

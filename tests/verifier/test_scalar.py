@@ -114,7 +114,7 @@ def test_impossible_jmp32_after_and():
 # --- the concrete model against the interpreter ----------------------------------------------
 
 def _insn_for(name: str, is64: bool):
-    from ebpfjit.isa import BY_NAME, SIGNED_OFF
+    from ebpfjit.isa.opcodes import BY_NAME, SIGNED_OFF
 
     width = 64 if is64 else 32
     if name.startswith(("LE", "BE", "BSWAP")):
@@ -130,8 +130,8 @@ def _insn_for(name: str, is64: bool):
 
 
 def test_concrete_model_matches_interpreter():
-    from ebpfjit.insn import LDDW, Instruction, encode
-    from ebpfjit.program import Program
+    from ebpfjit.api.program import Program
+    from ebpfjit.isa.insn import LDDW, Instruction, encode
 
     rng = random.Random(13)
     edges = [0, 1, 2, 7, 31, 32, 33, 63, 64, 0x7F, 0x80, 0xFF, 0x7FFFFFFF, 0x80000000,

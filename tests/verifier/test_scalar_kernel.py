@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from ebpfjit.asm import assemble
-from ebpfjit.insn import decode
-from ebpfjit.isa import Kind, Source
+from ebpfjit.isa.asm import assemble
+from ebpfjit.isa.insn import decode
+from ebpfjit.isa.opcodes import Kind, Source
 from ebpfjit.verifier.scalar import Scalar, alu, alu_op_name, branch, parse_scalar
 
 SEQUENCES = {
@@ -169,7 +169,7 @@ def _simulate(code: bytes):
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", sorted(SEQUENCES) + sorted(AT_LEAST))
 def test_states_print_as_the_kernel_prints_them(kernel, name):
-    from ebpfjit.spec import ProgType
+    from ebpfjit.objects.spec import ProgType
 
     exact = name in SEQUENCES
     code = assemble("call 7\n" + (SEQUENCES.get(name) or AT_LEAST[name]) + "\nmov r0, 0\nexit\n")
@@ -240,7 +240,7 @@ def _random_program(rng) -> str:
 def test_random_sequences_print_as_the_kernel_prints_them(kernel, seed):
     import random
 
-    from ebpfjit.spec import ProgType
+    from ebpfjit.objects.spec import ProgType
     rng = random.Random(seed)
     src = _random_program(rng)
     code = assemble("call 7\n" + src + "\nmov r0, 0\nexit\n")
