@@ -608,6 +608,11 @@ uint64_t ebpfjit_invoke_callback(struct ebpfjit_state *st, uint64_t callback, ui
         r0 = prog->jit_callback(st, pc, a1, a2, a3, a4, 0);
     else
         r0 = ebpfjit_interp_call(prog, st, pc, a1, a2, a3, a4, 0);
+    if (st->status == EBPFJIT_OK && st->nlocks) {
+        /* The callback returned holding a lock (none was held when it was called). */
+        ebpfjit_lock_held(st, -1, EBPFJIT_LOCK_REASON_CALLBACK_EXIT);
+        return 0;
+    }
     if (st->status == EBPFJIT_OK)
         st->depth = depth;   /* on a fault the callback's frames stay described */
     if (st->status == EBPFJIT_TAIL_CALL) {

@@ -817,10 +817,8 @@ L_CALLX:
 L_CALL_LOCAL: {
         struct frame_save *s;
         SPEND();
-        if (__builtin_expect(st->nlocks != 0, 0)) {
-            st->budget = budget;
-            return ebpfjit_lock_held(st, ip->pc, EBPFJIT_LOCK_REASON_CALL);
-        }
+        /* A static subprogram may be called, and may return, holding a lock: the kernel
+         * (6.8+) accepts both; only the program's own exit must have released it. */
         if (__builtin_expect(depth >= EBPFJIT_MAX_FRAMES, 0))
             FAULT(EBPFJIT_ERR_CALL_DEPTH, 0, 0);
         s = &saved[depth - 1];
@@ -843,11 +841,13 @@ L_CALL_LOCAL: {
 L_EXIT: {
         struct frame_save *s;
         SPEND();
-        if (__builtin_expect(st->nlocks != 0, 0)) {
-            st->budget = budget;
-            return ebpfjit_lock_held(st, ip->pc, EBPFJIT_LOCK_REASON_HELD_AT_EXIT);
-        }
         if (depth == base + 1) {
+            /* The program's exit (a callback's is checked where it returns, in
+             * ebpfjit_invoke_callback, for both engines alike). */
+            if (__builtin_expect(base == 0 && st->nlocks != 0, 0)) {
+                st->budget = budget;
+                return ebpfjit_lock_held(st, ip->pc, EBPFJIT_LOCK_REASON_HELD_AT_EXIT);
+            }
             st->r0 = reg[0];
             st->budget = budget;
             return EBPFJIT_OK;

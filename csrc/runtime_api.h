@@ -53,7 +53,8 @@
 #define EBPFJIT_LOCK_REASON_NO_OWNER 5     /* lock word names no live thread (overwritten) */
 #define EBPFJIT_LOCK_REASON_NOT_A_LOCK 6   /* not a map value's BTF bpf_spin_lock field */
 #define EBPFJIT_LOCK_REASON_TIMEOUT 7      /* held by a live thread for longer than the limit */
-#define EBPFJIT_LOCK_REASON_CALL 8         /* bpf-to-bpf call or callback while holding a lock */
+#define EBPFJIT_LOCK_REASON_CALL 8         /* a callback invoked while holding a lock */
+#define EBPFJIT_LOCK_REASON_CALLBACK_EXIT 9 /* a callback returned holding a lock */
 
 /* Both engines, at every exit (of any function: the program, a callee, a callback) and every
  * local call or callback invocation: if (st->nlocks) fault through this, as the kernel verifier

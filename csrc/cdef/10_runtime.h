@@ -7,6 +7,7 @@
 #define EBPFJIT_LOCK_REASON_NOT_A_LOCK 6
 #define EBPFJIT_LOCK_REASON_TIMEOUT 7
 #define EBPFJIT_LOCK_REASON_CALL 8
+#define EBPFJIT_LOCK_REASON_CALLBACK_EXIT 9
 #define EBPFJIT_RUN_FAILED 0xebf0fa17ebf0fa17
 
 extern "Python+C" uint64_t ebpfjit_py_helper(struct ebpfjit_env *env, uint32_t id, uint64_t r1,

@@ -790,6 +790,8 @@ _LOCK_REASONS = {
     7: "bpf_spin_lock: the lock at {addr:#x} stayed held by another thread past the wait limit",
     8: "function calls are not allowed while holding a lock (the bpf_spin_lock at {addr:#x}; "
        "released)",
+    9: "callback returned while holding the bpf_spin_lock at {addr:#x} (bpf_spin_unlock is "
+       "missing; released)",
 }
 
 # bpf_map_update_elem(BPF_F_LOCK) faults (helper 2); {where} names the map and the offset.

@@ -6,7 +6,7 @@ Every concrete value a register may hold lies in all of them at once; `bounds_sy
 kernel's `reg_bounds_sync` (each component tightened from the others).
 
 - `alu(name, dst, src, is64)`: the transfer function of every ALU/ALU64 operation of RFC 9669
-  v1-v4, keyed by `ALU_OPS` names, which derive from ebpfjit.isa (`AluOp` member names, plus
+  v1-v4, keyed by `ALU_OPS` names, which derive from ebpfjit.isa.opcodes (`AluOp` member names, plus
   `SDIV`/`SMOD`, `MOVSX8/16/32` and `LE16`..`BSWAP64` for the v4 and endian forms);
   `alu_op_name(info, off, imm)` maps an instruction to its name. 32-bit operations zero-extend.
   The K form's src is `Scalar.const(sign-extended imm)`, as the kernel builds it.
@@ -20,7 +20,7 @@ The formulas follow the kernel where it is precise and sound; where this module 
 (division, modulo, byte swaps, sign extension, constant folding of every operation), the comment
 says so. Soundness is checked by tests/verifier against the interpreter's concrete semantics.
 
-Imports: ebpfjit.isa, ebpfjit.errors, ebpfjit.verifier.tnum
+Imports: ebpfjit.isa.opcodes, ebpfjit.errors, ebpfjit.verifier.tnum
 """
 from __future__ import annotations
 
@@ -303,6 +303,17 @@ class Scalar:
                 u32_min = lo
             if hi < u32_max:
                 u32_max = hi
+        elif u32_max < s32_min & U32:
+            # The s32 range wraps through the top of the u32 space and the u32 range touches
+            # only its non-negative piece (or only its negative piece, below): as for 64 bits.
+            s32_min = u32_min - 0x100000000 if u32_min & SIGN32 else u32_min
+            if s32_max < u32_max:
+                u32_max = s32_max
+        elif s32_max < u32_min:
+            s32_max = u32_max - 0x100000000 if u32_max & SIGN32 else u32_max
+            lo = s32_min & U32
+            if lo > u32_min:
+                u32_min = lo
         # __reg64_deduce_bounds: the same between u64 and s64.
         if not (umin ^ umax) & SIGN64:
             lo, hi = umin, umax
@@ -403,14 +414,40 @@ class Scalar:
 
     def _sync_general(self) -> bool:
         self.update_bounds()
-        if self.deduce_bounds():
+        # Three rounds, as Linux 6.16+ (each can enable the next); a round that changes
+        # nothing is a fixpoint, so the rest are skipped.
+        if self.deduce_bounds() and self.deduce_bounds():
             self.deduce_bounds()
         t = self.var_off
         if t.value & t.mask:
             return False
         self.bound_offset()
         self.update_bounds()
-        return not self.is_empty()
+        if self.is_empty():
+            return False
+        return self._single_value()
+
+    def _single_value(self) -> bool:
+        """The u64 range and the tnum meeting in one value make the register that constant
+        (Linux 6.16+'s tnum_step check in __update_reg64_bounds); meeting in none, empty."""
+        t = self.var_off
+        first = t.next_ge(self.umin)
+        if first is None or first > self.umax:
+            return False
+        if first < self.umax:
+            second = t.next_ge(first + 1)
+            if second is not None and second <= self.umax:
+                return True
+        if not self.contains(first):
+            return False
+        v = first
+        lo = v & U32
+        self.var_off = Tnum(v, 0)
+        self.umin = self.umax = v
+        self.smin = self.smax = v - _TWO64 if v & SIGN64 else v
+        self.u32_min = self.u32_max = lo
+        self.s32_min = self.s32_max = lo - 0x100000000 if lo & SIGN32 else lo
+        return True
 
     def _sync_small(self) -> bool:
         """reg_bounds_sync when every value is in [0, 2**31): then a value, its low half and
@@ -444,7 +481,7 @@ class Scalar:
         self.var_off = Tnum(v, m)
         self.umin = self.smin = self.u32_min = self.s32_min = lo
         self.umax = self.smax = self.u32_max = self.s32_max = hi
-        return True
+        return self._single_value() if m else True
 
     # --- narrowing ---------------------------------------------------------------------------
 
@@ -753,10 +790,9 @@ def _v_lsh(bits, a, c):
         ulo, uhi = a[1] << c, a[2] << c
     else:
         ulo, uhi = 0, m
-    slo, shi = a[3] << c, a[4] << c
-    if slo < -sign or shi >= sign:
-        slo, shi = -sign, sign - 1
-    return t, ulo, uhi, slo, shi
+    # Signed bounds are dropped and come back from the tnum, as in the kernel (which keeps
+    # them only for the <<32 of a 64-bit shift, handled by the caller).
+    return t, ulo, uhi, -sign, sign - 1
 
 
 def _v_rsh(bits, a, c):
@@ -929,6 +965,7 @@ def _build_ops() -> dict:
 
 ALU_OPS: dict = _build_ops()
 _UNARY = frozenset(n for n in ALU_OPS if n == "NEG" or n.startswith(("LE", "BE", "BSWAP")))
+_MOVES = frozenset(n for n in ALU_OPS if n.startswith("MOV"))     # MOV, MOVSX8/16/32
 
 
 def alu_op_name(info, off: int = 0, imm: int = 0) -> str:
@@ -957,7 +994,7 @@ def alu(name: str, dst: Scalar, src: Scalar, is64: bool) -> Scalar:
     if name in _UNARY:
         if not dt.mask:
             return Scalar.const(concrete_alu(name, dt.value, 0, is64))
-    elif not src.var_off.mask and (not dt.mask or name == "MOV" or name.startswith("MOVSX")):
+    elif not src.var_off.mask and (not dt.mask or name in _MOVES):
         return Scalar.const(concrete_alu(name, dt.value, src.var_off.value, is64))
     return fn(dst, src, is64)
 
@@ -1058,15 +1095,15 @@ def _refine(name: str, r1: Scalar, r2: Scalar, is32: bool) -> None:
         name = _FLIP[name]
         r1, r2 = r2, r1
     if name == "JEQ":
-        # Equal registers share every component; the 64-bit equality also makes the low
-        # halves equal (the kernel only intersects the width compared).
-        lo, hi = max(r1.u32_min, r2.u32_min), min(r1.u32_max, r2.u32_max)
-        r1.u32_min = r2.u32_min = lo
-        r1.u32_max = r2.u32_max = hi
-        lo, hi = max(r1.s32_min, r2.s32_min), min(r1.s32_max, r2.s32_max)
-        r1.s32_min = r2.s32_min = lo
-        r1.s32_max = r2.s32_max = hi
+        # Equal registers share every component of the width compared (as the kernel: a
+        # 64-bit equality intersects the 32-bit ranges only through the tnum and the sync).
         if is32:
+            lo, hi = max(r1.u32_min, r2.u32_min), min(r1.u32_max, r2.u32_max)
+            r1.u32_min = r2.u32_min = lo
+            r1.u32_max = r2.u32_max = hi
+            lo, hi = max(r1.s32_min, r2.s32_min), min(r1.s32_max, r2.s32_max)
+            r1.s32_min = r2.s32_min = lo
+            r1.s32_max = r2.s32_max = hi
             t = r1.var_off.subreg().intersect(r2.var_off.subreg())
             if not r1.var_off.subreg().overlaps(r2.var_off.subreg()):
                 r1.u32_min, r1.u32_max = 1, 0     # empty

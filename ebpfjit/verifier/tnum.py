@@ -83,6 +83,28 @@ class Tnum:
             return True
         return not ((self.value | self.mask) & (size - 1))
 
+    def next_ge(self, z: int) -> int | None:
+        """The smallest member >= z, or None (the kernel's tnum_step(t, z - 1)). Bit
+        arithmetic, no loop: find the highest known bit where z disagrees with the tnum."""
+        if z > U64:
+            return None
+        v, m = self.value, self.mask
+        d = (z ^ v) & ~m
+        if not d:
+            return z                    # z's known bits are the tnum's: z is a member
+        i = d.bit_length() - 1
+        if v >> i & 1:
+            # the tnum has a 1 where z has a 0: z's bits above, that 1, the least below
+            low = (1 << i) - 1
+            return (z & ~((low << 1) | 1)) | (1 << i) | (v & low)
+        # a 0 where z has a 1: raise the lowest unknown bit above i that z has clear
+        cand = m & ~z & ~((1 << (i + 1)) - 1)
+        if not cand:
+            return None
+        j = (cand & -cand).bit_length() - 1
+        low = (1 << j) - 1
+        return (z & ~((low << 1) | 1)) | (1 << j) | (v & low)
+
     def umin(self) -> int:
         return self.value
 

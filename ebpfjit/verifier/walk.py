@@ -971,9 +971,11 @@ class Walk:
             self._drop_dead_frame_pointers(st, cur.frameno)
             exits.append(st)
             return None
-        if st.lock is not None:
-            raise Reject("bpf_spin_unlock is missing", pc)
         if len(st.frames) == 1:
+            # Only the main program's exit: a static callee may return holding the lock, which
+            # its caller releases (the kernel checks locks with check_resource_leak at curframe 0).
+            if st.lock is not None:
+                raise Reject("bpf_spin_unlock is missing", pc)
             for ref, alloc in st.refs.items():
                 raise Reject(f"Unreleased reference id={ref} alloc_insn={alloc}\n"
                              "BPF_EXIT instruction in main prog would lead to reference leak", pc)

@@ -130,8 +130,7 @@ def _insn_for(name: str, is64: bool):
 
 
 def test_concrete_model_matches_interpreter():
-    from ebpfjit.program import Program
-
+    from ebpfjit.api.program import Program
     from ebpfjit.isa.insn import LDDW, Instruction, encode
 
     rng = random.Random(13)

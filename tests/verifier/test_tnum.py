@@ -96,3 +96,30 @@ def test_kernel_examples():
     assert Tnum(0x80, 0x7F).sext(1) == Tnum(0xFFFFFFFFFFFFFF80, 0x7F)
     assert Tnum(0x12, 0x300).bswap(2) == Tnum(0x1200, 0x3)
     assert not Tnum(1, 0).overlaps(Tnum(2, 1))
+
+
+@given(a=tnum_and_members(), z=u64)
+@settings(max_examples=500, deadline=None)
+def test_next_ge(a, z):
+    t, _ = a
+    got = t.next_ge(z)
+    if got is None:
+        assert t.umax() < z
+        return
+    assert got >= z and t.contains(got)
+    # the least such member: no member of t in [z, got) (t.umin() is its least member)
+    assert got == z or not t.contains(z)
+    if got > z and got - 1 >= z:
+        assert not t.contains(got - 1) or got - 1 < z
+
+
+def test_next_ge_small_exhaustive():
+    for value in range(16):
+        for mask in range(16):
+            if value & mask:
+                continue
+            t = Tnum(value, mask)
+            members = sorted({value | s for s in range(16) if s & ~mask == 0})
+            for z in range(18):
+                expect = next((x for x in members if x >= z), None)
+                assert t.next_ge(z) == expect, (t, z)

@@ -17,7 +17,7 @@ from .lowering_context import (
 )
 
 # Bump whenever generated code changes meaning or shape (part of the compile-cache key).
-LOWERING_VERSION = 16
+LOWERING_VERSION = 17
 
 __all__ = ["CALLBACK_NAME", "ENTRY_NAME", "LOWERING_VERSION", "RUNTIME_DECLS", "LoweringContext",
            "LoweringOptions", "StateLayout", "analyze_program", "describe", "lower_program"]

@@ -50,7 +50,6 @@ from .lowering_context import (
     I64,
     INT_BITS,
     INT_TYPES,
-    LOCK_CALL,
     LOCK_HELD_AT_EXIT,
     MAX_FRAMES,
     MAX_HELPERS,
@@ -1154,7 +1153,7 @@ class FunctionLowerer:
         b.cbranch(cond, self.edge_block(pc, target), fall)
 
     def check_no_lock_held(self, pc: int, reason: int):
-        """if (st->nlocks) fault (runtime_api.h ebpfjit_lock_held): at exits and local calls."""
+        """if (st->nlocks) fault (runtime_api.h ebpfjit_lock_held): at the program's exit."""
         b = self.builder
         held = b.icmp_unsigned("!=", self.load_field("nlocks", I32), const(I32, 0))
         bad = b.append_basic_block(f"pc{pc}.locked")
@@ -1172,8 +1171,10 @@ class FunctionLowerer:
         self.consume_budget(pc)
         r0 = self.read_reg(0)
         self.store_budget()
-        self.check_no_lock_held(pc, LOCK_HELD_AT_EXIT)
         if self.fn.is_entry:
+            # Only the program's exit: a static callee may return holding a lock (the kernel
+            # accepts it), and a callback's return is checked in ebpfjit_invoke_callback.
+            self.check_no_lock_held(pc, LOCK_HELD_AT_EXIT)
             self.store_field("r0", r0)
             b.ret(const(I32, 0))
         else:
@@ -1187,7 +1188,6 @@ class FunctionLowerer:
         if insn.src == CALL_LOCAL:
             self.consume_budget(pc)
             self.store_budget()
-            self.check_no_lock_held(pc, LOCK_CALL)
             depth = self.load_field("depth", I32)
             self.fault_if(b.icmp_unsigned(">=", depth, const(I32, MAX_FRAMES)), ERR_CALL_DEPTH,
                           pc, name="depth")

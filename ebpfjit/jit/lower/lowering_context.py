@@ -44,7 +44,6 @@ ERR_TIMEOUT = _STATUS["ERR_TIMEOUT"]
 MAX_HELPERS = _MAX_HELPERS
 # ebpfjit_lock_held reasons (csrc/runtime_api.h EBPFJIT_LOCK_REASON_*).
 LOCK_HELD_AT_EXIT = lock_reason("HELD_AT_EXIT")
-LOCK_CALL = lock_reason("CALL")
 
 ENTRY_NAME = "ebpf_entry"
 # `uint64_t ebpf_callback(st, pc, r1..r5)`: runs the function at slot pc (ebpfjit_jit_callback_fn).
