@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ebpfjit import testdata
+from ebpfjit.cli import testdata
 from tests.support.conformance import CONFORMANCE_DIR, HAVE_CONFORMANCE, conformance_files
 
 
@@ -17,9 +17,9 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def kernel():
-    """The ebpfjit.kernel module when bpf(2) is usable; otherwise the test skips, saying why."""
-    from ebpfjit import kernel as kmod
+    """The ebpfjit.oracle.kernel module when bpf(2) is usable; otherwise the test skips, saying why."""
     from ebpfjit.errors import KernelUnavailable
+    from ebpfjit.oracle import kernel as kmod
     try:
         kmod.check()
     except KernelUnavailable as exc:

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from ebpfjit import testdata
-from ebpfjit.jit import native_asm
+from ebpfjit.cli import testdata
+from ebpfjit.jit.compile import native_asm
 from tests.support.conformance import CONFORMANCE_DIR, needs_conformance
 from tests.support.paths import PROGS_DIR
 

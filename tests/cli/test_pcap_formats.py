@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from ebpfjit import pcap, stream
+from ebpfjit.capture import pcap, stream
 from tests.support.paths import PCAPS_DIR
 
 PCAPS = PCAPS_DIR

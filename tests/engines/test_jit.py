@@ -7,11 +7,11 @@ import struct
 
 import pytest
 
-from ebpfjit import jit
-from ebpfjit.asm import assemble
+from ebpfjit.cli.testdata import conformance_files, load
 from ebpfjit.errors import ExecutionError
+from ebpfjit.isa.asm import assemble
+from ebpfjit.jit import compile as jit
 from ebpfjit.runtime import Env, LoadedProgram
-from ebpfjit.testdata import conformance_files, load
 from tests.support.conformance import conformance_params, needs_conformance
 from tests.support.engines import Both, identity
 
@@ -339,7 +339,7 @@ def test_raw_entry_has_no_slow_path_for_checked_accesses():
 # --- map lookups specialised on the maps the code is compiled for ------------------------------
 
 def _counters_program():
-    from ebpfjit.loader import load as load_object
+    from ebpfjit.api.loader import load as load_object
     from tests.support.paths import PROGS_DIR
     obj = load_object(str(PROGS_DIR / "xdp_parser_counters.o"))
     return obj, obj.programs["xdp_count_protocols"]

@@ -9,9 +9,9 @@ import pytest
 
 import ebpfjit
 from ebpfjit import runtime
-from ebpfjit.asm import assemble
+from ebpfjit.api.program import Program
 from ebpfjit.errors import EbpfError, ExecutionError
-from ebpfjit.program import Program
+from ebpfjit.isa.asm import assemble
 from tests.support.packets import PACKETS, XDP_DROP, XDP_PASS, XDP_TX, u64
 from tests.support.paths import PROGS_DIR
 

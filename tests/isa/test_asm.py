@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ebpfjit import testdata
-from ebpfjit.asm import MNEMONICS, assemble, assemble_insns, parse
+from ebpfjit.cli import testdata
 from ebpfjit.errors import AssemblerError
-from ebpfjit.insn import Instruction, decode, encode
+from ebpfjit.isa.asm import MNEMONICS, assemble, assemble_insns, parse
+from ebpfjit.isa.insn import Instruction, decode, encode
 from tests.support.conformance import conformance_params, needs_conformance
 
 # (text, hex of the encoding). The bytes were cross-checked with llvm-objdump-19 (see

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import pytest
 
-from ebpfjit.asm import assemble
-from ebpfjit.insn import Instruction, encode
+from ebpfjit.isa.asm import assemble
+from ebpfjit.isa.insn import Instruction, encode
 from tests.support.engines import U64, Both
 
 

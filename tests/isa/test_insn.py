@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebpfjit import testdata
+from ebpfjit.cli import testdata
 from ebpfjit.errors import DecodeError
-from ebpfjit.insn import Instruction, decode, encode, iter_pcs, slot_count
+from ebpfjit.isa.insn import Instruction, decode, encode, iter_pcs, slot_count
 from tests.support.conformance import needs_conformance
 
 EXIT = "9500000000000000"

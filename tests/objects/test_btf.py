@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from ebpfjit.btf import Btf, BtfExt, Kind
-from ebpfjit.elf import load_spec
 from ebpfjit.errors import ElfError
+from ebpfjit.objects.btf import Btf, BtfExt, Kind
+from ebpfjit.objects.elf import load_spec
 from tests.support.paths import PROGS_DIR
 
 PROGS = PROGS_DIR

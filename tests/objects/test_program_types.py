@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from ebpfjit import Program
-from ebpfjit.asm import assemble
 from ebpfjit.errors import EbpfError, ExecutionError, VerifierError
-from ebpfjit.spec import ProgType
+from ebpfjit.isa.asm import assemble
+from ebpfjit.objects.spec import ProgType
 from tests.support.packets import PACKETS
 
 # XDP: drop IPv4 TCP, pass the rest (ctx->data / ctx->data_end as the kernel's programs use them).

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import ebpfjit
-from ebpfjit import asmalign, compare
-from ebpfjit.insn import Instruction, decode, iter_pcs
-from ebpfjit.loader import spec_of
+from ebpfjit.api.loader import spec_of
+from ebpfjit.isa.insn import Instruction, decode, iter_pcs
+from ebpfjit.oracle import asmalign, compare
 from tests.support.paths import PROGS_DIR
 
 PROGS = PROGS_DIR

@@ -13,9 +13,9 @@ import struct
 import pytest
 
 import ebpfjit
-from ebpfjit.compare import pinned_to_one_cpu
-from ebpfjit.elf import load_spec
-from ebpfjit.spec import MapType, ProgType
+from ebpfjit.objects.elf import load_spec
+from ebpfjit.objects.spec import MapType, ProgType
+from ebpfjit.oracle.compare import pinned_to_one_cpu
 from tests.support.packets import PACKETS
 from tests.support.paths import PROGS_DIR
 

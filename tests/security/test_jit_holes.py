@@ -9,12 +9,13 @@ import struct
 
 import pytest
 
-from ebpfjit import Program, jit
+from ebpfjit import Program
 from ebpfjit.errors import DecodeError
-from ebpfjit.insn import Instruction, decode
-from ebpfjit.isa import OPCODES, AtomicOp, Kind, written_registers
-from ebpfjit.maps import Map
-from ebpfjit.spec import MapSpec, MapType
+from ebpfjit.isa.insn import Instruction, decode
+from ebpfjit.isa.opcodes import OPCODES, AtomicOp, Kind, written_registers
+from ebpfjit.jit import compile as jit
+from ebpfjit.objects.spec import MapSpec, MapType
+from ebpfjit.runtime.maps import Map
 from tests.support.engines import Harness
 
 ENGINES = ("interp", "jit")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ebpfjit import testdata
+from ebpfjit.cli import testdata
 
 CONFORMANCE_DIR = testdata.CONFORMANCE_DIR / "tests"
 NEGATIVE_DIR = testdata.CONFORMANCE_DIR / "negative"

@@ -5,8 +5,9 @@ env with the builtin and map helpers and a list of maps, for programs that call 
 """
 from __future__ import annotations
 
-from ebpfjit import jit, runtime
+from ebpfjit import runtime
 from ebpfjit.errors import ExecutionError
+from ebpfjit.jit import compile as jit
 
 U64 = (1 << 64) - 1
 
