@@ -24,8 +24,9 @@ rm -f "$work"/ebpfjit/_rt*.so
 (cd "$work" && CC="$cc" EBPFJIT_DEBUG_BUILD=1 python csrc/build_rt.py >/dev/null)
 
 tests=()
-for t in test_runtime test_maps test_helpers test_callbacks test_elf test_objects \
-         test_object_fuzz test_jit; do
+for t in engines/test_runtime engines/test_maps engines/test_helpers engines/test_callbacks \
+         objects/test_elf objects/test_objects objects/test_object_fuzz engines/test_jit \
+         isa/test_edge_cases; do
     [ -f "$work/tests/$t.py" ] && tests+=("tests/$t.py")
 done
 [ -d "$work/tests/security" ] && tests+=("tests/security")
@@ -43,7 +44,7 @@ status=0
 # -m "not kernel": the kernel-oracle tests exercise bpf(2), not our C memory handling. The aarch64
 # emission test loads capstone, whose dlopen(RTLD_DEEPBIND) the sanitizer runtime refuses.
 (cd "$work" && PYTHONMALLOC=malloc python -m pytest -q -p no:cacheprovider -m "not kernel" \
-    --deselect tests/test_jit.py::test_emit_object_aarch64_every_conformance_program \
+    --deselect tests/engines/test_jit.py::test_emit_object_aarch64_every_conformance_program \
     "${tests[@]}") || status=$?
 unset LD_PRELOAD
 reports=$(ls "$log".* 2>/dev/null || true)

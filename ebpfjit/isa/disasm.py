@@ -3,7 +3,7 @@
 Two syntaxes:
 
 * ``"llvm"`` mirrors ``llvm-objdump-19 -d`` (and so, mostly, the kernel verifier log), checked
-  against real clang-19 objects (see tests/test_disasm.py): ``r0 = *(u32 *)(r1 + 0x4)``,
+  against real clang-19 objects (see tests/isa/test_disasm.py): ``r0 = *(u32 *)(r1 + 0x4)``,
   ``w0 = w1``, ``r1 s/= r2``, ``r1 = (s8)r2``, ``r0 = -r0``, ``r1 = be16 r1``,
   ``r1 = bswap64 r1``, ``r1 = 0x100000000 ll``, ``if r1 > r2 goto +0x16``, ``gotol +0x3``,
   ``call 0x5``, ``callx r2``, ``lock *(u64 *)(r10 - 0x8) += r1``,

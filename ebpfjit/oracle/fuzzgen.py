@@ -26,6 +26,9 @@ output packet and map contents; `minimize` delta-debugs the body of a disagreein
 `Corpus` files (tests/regressions/*.json) keep them. `python -m ebpfjit.fuzzgen --seconds N`
 is the long-run mode.
 
+`random_insn` / `random_insns` are the unstructured side of the same generator: random
+decodable instructions (not verifier-friendly) for the engine-only fuzzers of the test suite.
+
 Must not import: cli.
 
 Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, ebpfjit.objects,
@@ -47,11 +50,12 @@ from dataclasses import dataclass, field
 
 from ..engine import Engine
 from ..engine import parse_engine as _parse_engine
-from ..isa.insn import Instruction, encode
-from ..isa.opcodes import AluOp, AtomicOp, Class, JmpOp, Mode, Size, Source
+from ..isa.insn import Instruction, check_fields, encode
+from ..isa.opcodes import OPCODES, AluOp, AtomicOp, Class, JmpOp, Kind, Mode, Size, Source
 from ..objects.spec import MapSpec, MapType, ProgType
 
-__all__ = ["PKT_LEN", "MAPS", "FuzzProgram", "generate", "packets_for", "Outcome", "Result",
+__all__ = ["PKT_LEN", "MAPS", "FuzzProgram", "generate", "packets_for", "random_insn", "random_insns",
+           "reads_frame_address", "Outcome", "Result",
            "KernelRunner", "OurRunner", "run_case", "minimize", "save_case", "load_case",
            "replay_case", "fuzz", "main"]
 
@@ -613,6 +617,100 @@ def packets_for(seed: int | str, count: int = 2) -> list[bytes]:
             pkt[8 * r:8 * r + 8] = v.to_bytes(8, "little")
         out.append(bytes(pkt))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Unstructured: random decodable instructions, for the engines only (no verifier takes them)
+# --------------------------------------------------------------------------------------------
+
+_RANDOM_OPCODES = sorted(OPCODES)
+
+
+def random_insn(rng: random.Random, nslots: int) -> Instruction:
+    """A random instruction whose fields mostly satisfy insn.check_fields for its opcode
+    (jump and call targets within +-`nslots`). Programs of these test that the engines never
+    crash and agree with each other on whatever a program does, faults included."""
+    opcode = rng.choice(_RANDOM_OPCODES)
+    info = OPCODES[opcode]
+    kind = info.kind
+    dst = rng.choice((0, 1, 2, 3, 6, 10, rng.randrange(11)))
+    src = rng.choice((0, 1, 2, 10, rng.randrange(11)))
+    off = rng.choice((0, 1, -1, 8, -8, 16, 32, rng.randrange(-600, 600), rng.randrange(-8, 8)))
+    imm = rng.choice((0, 1, -1, 5, 16, 32, 64, 0x7FFFFFFF, -0x80000000, rng.randrange(-50, 50),
+                      rng.getrandbits(32) - (1 << 31)))
+    if kind is Kind.ALU:
+        if info.source is not None and info.source.name == "K":
+            src = 0
+        else:
+            imm = 0
+        off = rng.choice((0, 0, 0, 1, 8, 16, 32))
+    elif kind is Kind.NEG:
+        src = off = imm = 0
+    elif kind is Kind.ENDIAN:
+        src = off = 0
+        imm = rng.choice((16, 32, 64))
+    elif kind in (Kind.JA, Kind.JCOND):
+        target = rng.randrange(-nslots, nslots)
+        if kind is Kind.JA:
+            dst = src = 0
+            off, imm = (target, 0) if opcode == 0x05 else (0, target)
+        else:
+            off = target
+            if info.source.name == "K":
+                src = 0
+            else:
+                imm = 0
+    elif kind is Kind.CALL:
+        dst = off = 0
+        src = rng.choice((0, 1, 1, 2))
+        imm = rng.randrange(-nslots, nslots) if src == 1 else rng.choice((5, 6, 1000, imm))
+    elif kind is Kind.CALLX:
+        src = off = imm = 0
+    elif kind is Kind.EXIT:
+        dst = src = off = imm = 0
+    elif kind is Kind.LDDW:
+        off = 0
+        src = rng.choice((0, 0, 0, 1, 2, 3))
+        imm = rng.getrandbits(64) if src == 0 else rng.randrange(3) | (rng.randrange(70) << 32)
+    elif kind is Kind.LDABS:
+        dst = src = off = 0
+        imm = rng.randrange(-4, 80)
+    elif kind is Kind.LDIND:
+        dst = off = 0
+        imm = rng.randrange(-4, 80)
+    elif kind in (Kind.LDX, Kind.LDXSX, Kind.STX):
+        imm = 0
+    elif kind is Kind.ST:
+        src = 0
+    elif kind is Kind.ATOMIC:
+        imm = rng.choice((0x00, 0x40, 0x50, 0xA0, 0x01, 0x41, 0x51, 0xA1, 0xE1, 0xF1))
+    if dst == 10 and rng.random() < 0.8:
+        dst = rng.randrange(10)
+    return Instruction(opcode, dst, src, off, imm)
+
+
+def random_insns(rng: random.Random, n: int,
+                 keep: Callable[[Instruction], bool] | None = None) -> list[Instruction]:
+    """`n` instructions from random_insn that pass insn.check_fields (and `keep`, when given:
+    the forms a caller excludes, e.g. not reads_frame_address), targets within +-n."""
+    out: list[Instruction] = []
+    while len(out) < n:
+        candidate = random_insn(rng, n)
+        if check_fields(candidate) is None and (keep is None or keep(candidate)):
+            out.append(candidate)
+    return out
+
+
+def reads_frame_address(insn: Instruction) -> bool:
+    """Uses r10's value as data (not as a load/store base). The frame's address differs between
+    engines (and in the kernel), so results computed from it are not comparable."""
+    kind, info = insn.kind, insn.info
+    if kind in (Kind.ALU, Kind.JCOND) and info.source is Source.X and insn.src == 10:
+        return True
+    if kind is Kind.JCOND and insn.dst == 10:
+        return True
+    return (kind in (Kind.STX, Kind.ATOMIC, Kind.LDIND) and insn.src == 10) or \
+        (kind is Kind.CALLX and insn.dst == 10)
 
 
 # --------------------------------------------------------------------------------------------

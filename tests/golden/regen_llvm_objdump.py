@@ -20,7 +20,7 @@ HEADER = """\
 # tests/progs/*.o (clang-19 objects). 32-bit atomics (opcode 0xc3) come from
 # `llvm-objdump-19 -d --mattr=+alu32`; the ` <sym+off>` jump annotation is removed;
 # local/kfunc calls (documented deviations) are left out. Format: hex<TAB>text.
-# Regenerate: see the comment in tests/test_disasm.py.
+# Regenerate: see the comment in tests/isa/test_disasm.py.
 """
 
 

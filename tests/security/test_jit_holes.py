@@ -8,15 +8,15 @@ from __future__ import annotations
 import struct
 
 import pytest
-from ebpfjit._rt import lib
 
-from ebpfjit import Program, runtime
-from ebpfjit.errors import DecodeError, ExecutionError
+from ebpfjit import Program
+from ebpfjit.errors import DecodeError
 from ebpfjit.isa.insn import Instruction, decode
 from ebpfjit.isa.opcodes import OPCODES, AtomicOp, Kind, written_registers
 from ebpfjit.jit import compile as jit
 from ebpfjit.objects.spec import MapSpec, MapType
 from ebpfjit.runtime.maps import Map
+from tests.support.engines import Harness
 
 ENGINES = ("interp", "jit")
 
@@ -42,32 +42,6 @@ ATOMIC_DW, ATOMIC_W = 0xDB, 0xC3
 FETCH_OPS = [imm for imm in (AtomicOp.ADD | AtomicOp.FETCH, AtomicOp.OR | AtomicOp.FETCH,
                              AtomicOp.AND | AtomicOp.FETCH, AtomicOp.XOR | AtomicOp.FETCH,
                              AtomicOp.XCHG)]
-
-
-class Harness:
-    """An env with the builtin and map helpers, `maps` as its object's maps."""
-
-    def __init__(self, maps=()):
-        self.env = runtime.Env()
-        lib.ebpfjit_install_builtin_helpers(self.env.ptr)
-        lib.ebpfjit_install_map_helpers(self.env.ptr)
-        self.maps = list(maps)
-        if self.maps:
-            self.env.set_maps([m.ptr for m in self.maps])
-            for m in self.maps:
-                m.attach(self.env)
-        self._keep = []
-
-    def outcome(self, code: bytes, engine: str):
-        prog = runtime.LoadedProgram(code, self.env)
-        if engine == "jit":
-            jc = jit.compile_program(code, cache=False)
-            prog.set_jit_function(jc.address, jc)
-        self._keep.append(prog)
-        try:
-            return ("ok", prog.run(b"", engine=engine))
-        except ExecutionError as exc:
-            return (exc.kind, exc.pc)
 
 
 # --- the kill rules, as a table -----------------------------------------------------------

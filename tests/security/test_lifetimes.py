@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import gc
-import pathlib
 import struct
 import threading
 import weakref
@@ -24,9 +23,10 @@ from ebpfjit.jit import compile as jit
 from ebpfjit.objects.spec import MapType, ProgType
 from ebpfjit.runtime import Env, LoadedProgram
 from ebpfjit.runtime.maps import Map
+from tests.support.paths import PROGS_DIR
 
 ENGINES = ("interp", "jit")
-OBJ = pathlib.Path(__file__).resolve().parents[1] / "progs" / "map_lifetimes.o"
+OBJ = PROGS_DIR / "map_lifetimes.o"
 PKT = bytes(64)
 XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
 HOOK = 5    # bpf_ktime_get_ns: the programs' hook

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +23,9 @@ import ebpfjit
 import ebpfjit.objects.spec
 import ebpfjit.runtime.maps
 from ebpfjit.errors import MapError
+from tests.support.paths import ROOT, SECURITY_PROGS_DIR
 
-HOSTILE = Path(__file__).parent / "progs"
+HOSTILE = SECURITY_PROGS_DIR
 ENGINES = ["interp", "jit"]
 RSS_BOUND = 64 << 20        # peak RSS growth a hostile load may cause (bytes)
 
@@ -55,7 +55,7 @@ def _run_capped(code: str) -> dict:
     """Runs code after _PRELUDE in a fresh interpreter; its last stdout line is JSON."""
     proc = subprocess.run([sys.executable, "-c", _PRELUDE + textwrap.dedent(code)],
                           capture_output=True, text=True, timeout=300, env=os.environ,
-                          cwd=str(Path(__file__).parents[2]))
+                          cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

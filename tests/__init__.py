@@ -1,0 +1,1 @@
+"""ebpfjit's test suite (a package, so that tests import shared code as `tests.support.*`)."""

@@ -1,0 +1,1 @@
+"""The `ebpfjit` command, pcap input/output and the README examples."""

@@ -1,0 +1,1 @@
+"""ISA layer: opcode table, decoding, the assembler and disassemblers, conformance, edge cases."""

@@ -1,0 +1,1 @@
+"""Objects: ELF, BTF, context layouts, loading clang-built programs of tests/progs."""
