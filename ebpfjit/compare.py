@@ -112,6 +112,36 @@ class Report:
     def format(self, all_rows: bool = False) -> str:
         return format_report(self, all_rows)
 
+    def to_json(self, all_rows: bool = False) -> dict:
+        """The report as `compare -j` prints it: the same facts as the text (verdict counts
+        per engine by name, the disagreeing rows or with `all_rows` every row, maps, timings,
+        code sizes, notes) with verdicts both as numbers and names."""
+        ptype = _prog_type_of(self)
+        agree = sum(1 for r in self.rows if r.agree)
+
+        def row(r: PacketRow) -> dict:
+            return {"index": r.index, "length": r.length,
+                    "verdicts": {e: r.verdicts.get(e) for e in self.engines},
+                    "verdict_names": {e: None if r.verdicts.get(e) is None
+                                      else verdict_name(ptype, r.verdicts[e])
+                                      for e in self.engines},
+                    "verdict_agree": r.verdict_agree, "output_agree": r.output_agree,
+                    "output_diff": r.output_diff() or None, "errors": r.errors}
+        return {
+            "file": self.path, "program": self.program, "type": self.prog_type,
+            "engines": list(self.engines), "agree": self.agree,
+            "packets": {"total": len(self.rows), "agree": agree,
+                        "disagree": len(self.rows) - agree},
+            "verdicts": {e: dict(sorted(_engine_counts(self, e, ptype).items()))
+                         for e in self.engines},
+            "rows": [row(r) for r in self.rows if all_rows or not r.agree],
+            "maps": {"compared": list(self.maps_compared),
+                     "differ": [{"map": d.map, "key": d.key, "values": d.values}
+                                for d in self.map_diffs]},
+            "timing": {"repeat": self.repeat, "ns_per_run": dict(self.timings)},
+            "native_bytes": dict(self.sizes), "notes": list(self.notes),
+        }
+
 
 # --------------------------------------------------------------------------------------------
 # Engines
@@ -667,17 +697,21 @@ def timing_sample(packets: Sequence[bytes], n: int = TIMING_SAMPLE) -> list[byte
 
 def _verdict_summary(rep: Report) -> list[str]:
     """One line per engine: packets per verdict name, and the agree/disagree counts."""
-    from collections import Counter
     ptype = _prog_type_of(rep)
     out = []
     agree = sum(1 for r in rep.rows if r.agree)
     out.append(f"packets: {len(rep.rows)}; agree {agree}, disagree {len(rep.rows) - agree}")
     for e in rep.engines:
-        counts = Counter("error" if e in r.errors else
-                         "-" if r.verdicts.get(e) is None else verdict_name(ptype, r.verdicts[e])
-                         for r in rep.rows)
+        counts = _engine_counts(rep, e, ptype)
         out.append(f"  {e}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
     return out
+
+
+def _engine_counts(rep: Report, engine: str, ptype):
+    """Packets per verdict name on one engine ("error": it raised, "-": it did not run)."""
+    from collections import Counter
+    return Counter("error" if engine in r.errors else "-" if r.verdicts.get(engine) is None
+                   else verdict_name(ptype, r.verdicts[engine]) for r in rep.rows)
 
 
 def _prog_type_of(rep: Report) -> int:
@@ -770,7 +804,14 @@ def cmd_compare(args) -> int:
         if exc.log:
             print(exc.log.rstrip()[-4000:], file=sys.stderr)
         return 1
-    print(rep.format(all_rows=args.all))
+    if getattr(args, "json", False) or getattr(args, "pretty", False):
+        import json
+        report = rep.to_json(all_rows=args.all)
+        if rep.asm:
+            report["asm"] = rep.asm.splitlines()
+        print(json.dumps(report, indent=4 if args.pretty else None))
+    else:
+        print(rep.format(all_rows=args.all))
     return 0 if rep.agree else 1
 
 
@@ -795,6 +836,8 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
                    help="print the kernel's and our x86-64 code side by side")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma list (default: all)")
     p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3))
+    p.add_argument("-j", "--json", action="store_true", help="JSON output (as bpftool -j)")
+    p.add_argument("-p", "--pretty", action="store_true", help="indented JSON (implies -j)")
     p.set_defaults(func=cmd_compare)
     return p
 
