@@ -197,19 +197,29 @@ def cmd_run(args) -> int:
 
 def _emitted(obj, report: dict, show: bool) -> dict[str, list[bytes]]:
     """What the run emitted, printed (or put in `report`): bpf_printk lines as trace_pipe shows
-    them, then every ring-buffer record in hex (consumed, as a libbpf reader would). Returns
-    the records of each ring buffer."""
+    them, then every ring-buffer record (consumed, as a libbpf reader would), decoded through
+    BTF when ebpfjit.records finds its type, else in hex. Returns the records of each ring
+    buffer."""
+    import json
+
+    from .records import decode_records
     from .spec import MapType
     trace = obj.trace_log()
-    records = {name: m.poll() for name, m in obj.maps.items() if m.spec.type is MapType.RINGBUF}
+    records = {name: decode_records(obj.spec.btf, m.spec, m.poll())
+               for name, m in obj.maps.items() if m.spec.type is MapType.RINGBUF}
     report["trace"] = trace
-    report["ringbuf"] = {name: [r.hex() for r in recs] for name, recs in records.items()}
+    report["ringbuf"] = {name: [r.to_json() for r in recs] for name, recs in records.items()}
     if show:
         for line in trace:
             print(f"bpf_printk: {line}")
         for name, recs in records.items():
             for index, rec in enumerate(recs):
-                print(f"ringbuf {name} record {index} ({len(rec)} bytes): {rec.hex(' ')}")
+                if rec.type_name is not None:
+                    print(f"ringbuf {name} record {index} ({rec.type_name}): "
+                          f"{json.dumps(rec.value)}")
+                else:
+                    print(f"ringbuf {name} record {index} ({len(rec.data)} bytes): "
+                          f"{rec.data.hex(' ')}")
     return records
 
 
