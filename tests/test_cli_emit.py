@@ -25,9 +25,9 @@ def run_cli(capsys, *argv):
     return status, out, err
 
 
-def event(meta_len=0, meta=0, length=len(IPV4)):
+def event(meta_len=0, meta=0):
     return {"ifindex": 1, "queue": 0, "proto": 0x800, "kind": 1, "meta_len": meta_len,
-            "meta": meta, "len": length, "tag": "packet"}
+            "meta": meta, "len": len(IPV4), "tag": "packet"}
 
 
 @pytest.mark.parametrize("engine", ["interp", "jit"])
