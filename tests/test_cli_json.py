@@ -45,21 +45,22 @@ def test_compare_json_summary_and_rows(capsys):
 
 def test_compare_json_disagreement_exit_1(capsys, monkeypatch):
     from ebpfjit import compare
-    real = compare._run_ours
+    real = compare._ours_chunk
 
-    def skewed(prog, engine, data, repeat=1):   # the JIT "answers" XDP_ABORTED for packet 3
-        r = real(prog, engine, data, repeat)
-        if engine == "jit" and data == pcap.read_file(TRAFFIC)[3].data:
-            return (0, r[1], r[2])
-        return r
-    monkeypatch.setattr(compare, "_run_ours", skewed)
+    def skewed(prog, engine, chunk):    # the JIT "answers" XDP_ABORTED for packet 3
+        res = real(prog, engine, chunk)
+        if engine == "jit":
+            res[3] = (0, res[3][1], None)
+        return res
+    monkeypatch.setattr(compare, "_ours_chunk", skewed)
     status, out, _ = run_cli(capsys, "compare", EXAMPLE, "--pcap", TRAFFIC, "--engines",
                              "interp,jit", "--repeat", "0", "-j")
     report = json.loads(out)
     assert status == 1 and report["agree"] is False
-    assert report["packets"]["disagree"] == 1
+    assert report["packets"] == {"total": 40, "agree": 39, "disagree": 1}
     assert [r["index"] for r in report["rows"]] == [3]
     assert report["rows"][0]["verdict_names"]["jit"] == "XDP_ABORTED"
+    assert report["verdicts"]["jit"]["XDP_ABORTED"] == 1
 
 
 def test_asm_json(tmp_path, capsys):
