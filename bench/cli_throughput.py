@@ -32,14 +32,15 @@ def timed(argv: list[str], rounds: int = 3) -> tuple[float, float, float, str]:
     process: the minimum wall and CPU (user + system) times over `rounds` runs and the largest
     peak RSS, read per child with wait4. On this shared 2-core machine the CPU time is the
     steadier figure: it does not count the slices other processes take."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # cwd too: `python -m` puts the working directory first on sys.path.
+    env = dict(os.environ, PYTHONPATH=ROOT)
     best, cpu, rss, text = float("inf"), float("inf"), 0.0, ""
     texts.clear()
     for _ in range(rounds):
         with tempfile.TemporaryFile("w+") as out:
             t0 = time.perf_counter()
             child = subprocess.Popen([sys.executable, "-m", "ebpfjit", *argv], stdout=out,
-                                     stderr=subprocess.DEVNULL, env=env)
+                                     stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
             _, status, usage = os.wait4(child.pid, 0)
             wall = time.perf_counter() - t0
             child.returncode = os.waitstatus_to_exitcode(status)
