@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from ebpfjit import pcap  # noqa: E402
+from ebpfjit.capture import pcap  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

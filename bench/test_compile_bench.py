@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ebpfjit import jit
-from ebpfjit.cache import CompileCache
-from ebpfjit.insn import Instruction, encode
+from ebpfjit.isa.insn import Instruction, encode
+from ebpfjit.jit import compile as jit
+from ebpfjit.jit.cache import CompileCache
 
 pytest.importorskip("pytest_benchmark")
 

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from ebpfjit.asm import assemble
+from ebpfjit.isa.asm import assemble
 
 runtime = pytest.importorskip("ebpfjit.runtime")
 pytest.importorskip("pytest_benchmark")
@@ -87,7 +87,7 @@ def test_run_call_overhead(benchmark):
     from pathlib import Path
 
     import ebpfjit
-    from ebpfjit.program import Program
+    from ebpfjit.api.program import Program
 
     prog = _program("mov %r0, 7\nexit")
     run = prog.run

@@ -92,15 +92,15 @@ PYTHON_MODELS = {
 @dataclass
 class BenchProgram:
     name: str
-    program: object            # ebpfjit.program.Program
+    program: object            # ebpfjit.api.program.Program
     nobounds: object           # a LoadedProgram running the JIT built with bounds_checks=False
     jit_compile_ms: float
     insns: int
 
 
 def _load(name: str) -> BenchProgram:
-    from ebpfjit.elf import load_spec
-    from ebpfjit.program import Program
+    from ebpfjit.api.program import Program
+    from ebpfjit.objects.elf import load_spec
     from ebpfjit.runtime import LoadedProgram
 
     path = PROGS / f"{name}.o"
@@ -119,9 +119,9 @@ def _load(name: str) -> BenchProgram:
 
 def _load_with_maps(path, entry: str):
     try:
-        from ebpfjit.loader import load
+        from ebpfjit.api.loader import load
     except ImportError as exc:
-        pytest.skip(f"map_lookup needs ebpfjit.loader.load(path) -> Object with .programs/.maps "
+        pytest.skip(f"map_lookup needs ebpfjit.api.loader.load(path) -> Object with .programs/.maps "
                     f"(not importable: {exc})")
     obj = load(str(path))
     table = obj.maps["map_table"]

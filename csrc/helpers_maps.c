@@ -104,6 +104,21 @@ static int arg_mem(struct ebpfjit_state *st, uint64_t p, uint64_t size, int writ
     if (!st)                                       \
         return 0
 
+static uint32_t lock_reason(int rc)
+{
+    return rc == -EDEADLK ? EBPFJIT_LOCK_REASON_SELF
+         : rc == -ETIMEDOUT ? EBPFJIT_LOCK_REASON_TIMEOUT : EBPFJIT_LOCK_REASON_NO_OWNER;
+}
+
+static void lock_fault(struct ebpfjit_state *st, uint32_t id, uint64_t addr, uint32_t reason)
+{
+    int first = st->status == EBPFJIT_OK || st->status == EBPFJIT_TAIL_CALL;
+
+    ebpfjit_fault(st, EBPFJIT_ERR_HELPER, -1, addr, 4);
+    if (first)
+        st->fault_info = id | (uint64_t)reason << 32;
+}
+
 uint64_t ebpfjit_helper_map_lookup_elem(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
                                         uint64_t r5)
 {
@@ -120,6 +135,7 @@ uint64_t ebpfjit_helper_map_update_elem(uint64_t r1, uint64_t r2, uint64_t r3, u
                                         uint64_t r5)
 {
     struct ebpfjit_map *m;
+    int rc;
     STATE_OR_ZERO();
 
     if (!(m = arg_map(st, r1, H_MAP_UPDATE_ELEM)) ||
@@ -129,8 +145,18 @@ uint64_t ebpfjit_helper_map_update_elem(uint64_t r1, uint64_t r2, uint64_t r3, u
     /* The verifier refuses writes to BPF_F_RDONLY_PROG maps; a run-time refusal is closest. */
     if (m->base.flags & EBPFJIT_F_RDONLY_PROG)
         return NEG(-EPERM);
-    return NEG(ebpfjit_map_update_prog(m, (const void *)(uintptr_t)r2,
-                                       (const void *)(uintptr_t)r3, r4, st->cpu));
+    rc = ebpfjit_map_update_prog(m, (const void *)(uintptr_t)r2, (const void *)(uintptr_t)r3,
+                                 r4, st->cpu);
+    /* A BPF_F_LOCK copy into a value whose lock this run holds would deadlock (the kernel
+     * verifier refuses helper calls while a lock is held); a lock word no live thread holds,
+     * or one held too long, would hang it. Each ends the run naming the value's lock. */
+    if ((r4 & EBPFJIT_BPF_F_LOCK) && (rc == -EDEADLK || rc == -EOWNERDEAD || rc == -ETIMEDOUT)) {
+        lock_fault(st, H_MAP_UPDATE_ELEM,
+                   (uint64_t)(uintptr_t)ebpfjit_map_lock_word(m, (const void *)(uintptr_t)r2),
+                   lock_reason(rc));
+        return 0;
+    }
+    return NEG(rc);
 }
 
 uint64_t ebpfjit_helper_map_delete_elem(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
@@ -219,39 +245,6 @@ uint64_t ebpfjit_helper_map_peek_elem(uint64_t r1, uint64_t r2, uint64_t r3, uin
  * records what it holds (st->locks) and ebpfjit_run releases whatever is left at its end. We
  * wait (spin, then yield) for a live holder only: a word naming no live thread of this process
  * (a program overwrote it) faults, and a userspace holder (1) gets a generous time bound. */
-static uint32_t lock_token(void)
-{
-    static __thread uint32_t token;
-
-    if (!token)
-        token = (uint32_t)syscall(SYS_gettid);
-    return token;
-}
-
-static void lock_fault(struct ebpfjit_state *st, uint32_t id, uint64_t addr, uint32_t reason)
-{
-    int first = st->status == EBPFJIT_OK || st->status == EBPFJIT_TAIL_CALL;
-
-    ebpfjit_fault(st, EBPFJIT_ERR_HELPER, -1, addr, 4);
-    if (first)
-        st->fault_info = id | (uint64_t)reason << 32;
-}
-
-static int holder_alive(uint32_t holder)
-{
-    return syscall(SYS_tgkill, getpid(), (pid_t)holder, 0) == 0 || errno != ESRCH;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-#define USER_HOLD_LIMIT_NS 5000000000ull   /* BPF_F_LOCK copies hold the lock for a memcpy */
-
 /* Is `addr` the struct bpf_spin_lock field (BTF) of a value of one of this run's maps? The
  * kernel verifier accepts nothing else (not the stack, a packet or another field), and a lock
  * anywhere else could outlive its memory (a stack frame) or alias program data. */
@@ -278,9 +271,7 @@ static int is_map_lock_field(const struct ebpfjit_state *st, uint64_t addr)
 
 uint64_t ebpfjit_helper_spin_lock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5)
 {
-    uint32_t *word, me, cur;
-    unsigned spins = 0, yields = 0;
-    uint64_t since = 0;
+    int rc;
     STATE_OR_ZERO();
 
     if ((r1 & 3) || !ebpfjit_access_ok(st, r1, 4, 1)) {
@@ -295,39 +286,10 @@ uint64_t ebpfjit_helper_spin_lock(uint64_t r1, uint64_t r2, uint64_t r3, uint64_
         lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_TOO_MANY);
         return 0;
     }
-    word = (uint32_t *)(uintptr_t)r1;
-    me = lock_token();
-    for (;;) {
-        cur = 0;
-        if (__atomic_compare_exchange_n(word, &cur, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-            break;
-        if (cur == me) {
-            lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_SELF);
-            return 0;
-        }
-        if (++spins <= 256) {
-            ebpfjit_cpu_relax();
-            continue;
-        }
-        spins = 0;
-        sched_yield();
-        if (++yields % 64)
-            continue;
-        /* Every 64 yields: is anyone alive holding it? */
-        if (cur != 1 && !holder_alive(cur)) {
-            lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_NO_OWNER);
-            return 0;
-        }
-        if (cur == 1) {
-            if (!since)
-                since = now_ns();
-            else if (now_ns() - since > USER_HOLD_LIMIT_NS) {
-                lock_fault(st, H_SPIN_LOCK, r1, EBPFJIT_LOCK_REASON_NO_OWNER);
-                return 0;
-            }
-        } else {
-            since = 0;
-        }
+    rc = ebpfjit_value_lock((uint32_t *)(uintptr_t)r1, EBPFJIT_PROG_LOCK_LIMIT_NS);
+    if (rc) {
+        lock_fault(st, H_SPIN_LOCK, r1, lock_reason(rc));
+        return 0;
     }
     st->locks[st->nlocks++] = r1;
     return 0;

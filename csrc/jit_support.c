@@ -1,6 +1,4 @@
 /* jit_support.c: fast paths for JIT-compiled code (see jit_support.h). */
-#include <string.h>
-
 #include "jit_support.h"
 #include "maps.h"
 #include "runtime_api.h"
@@ -22,27 +20,24 @@ uint64_t ebpfjit_jit_map_lookup(struct ebpfjit_state *st, uint64_t map, uint64_t
     return ebpfjit_helper_map_lookup_elem(map, key, 0, 0, 0);
 }
 
-/* Real entry points (cffi's ffi.addressof yields its own wrappers: one more jump per call,
- * and an address that differs from what env->helpers[] holds). */
-const void *ebpfjit_jit_symbol(const char *name)
-{
-    static const struct {
-        const char *name;
-        const void *addr;
-    } table[] = {
-        {"ebpfjit_fault", (const void *)ebpfjit_fault},
-        {"ebpfjit_access_ok", (const void *)ebpfjit_access_ok},
-        {"ebpfjit_call_helper", (const void *)ebpfjit_call_helper},
-        {"ebpfjit_helper_status", (const void *)ebpfjit_helper_status},
-        {"ebpfjit_ld_packet", (const void *)ebpfjit_ld_packet},
-        {"ebpfjit_current", (const void *)ebpfjit_current},
-        {"ebpfjit_jit_map_lookup", (const void *)ebpfjit_jit_map_lookup},
-        {"ebpfjit_helper_map_lookup_elem", (const void *)ebpfjit_helper_map_lookup_elem},
-    };
-    size_t i;
+/* The one list of runtime functions JIT-compiled code imports, with their real addresses
+ * (cffi's ffi.addressof yields its own wrappers: one more jump per call, and an address that
+ * differs from what env->helpers[] holds). The lowering declares each name it calls with its
+ * LLVM signature (lower/context.py RUNTIME_DECLS) and jit.py binds it from this table. */
+static const struct ebpfjit_jit_import jit_imports[] = {
+    {"ebpfjit_fault", (const void *)ebpfjit_fault},
+    {"ebpfjit_access_ok", (const void *)ebpfjit_access_ok},
+    {"ebpfjit_call_helper", (const void *)ebpfjit_call_helper},
+    {"ebpfjit_helper_status", (const void *)ebpfjit_helper_status},
+    {"ebpfjit_budget_refill", (const void *)ebpfjit_budget_refill},
+    {"ebpfjit_ld_packet", (const void *)ebpfjit_ld_packet},
+    {"ebpfjit_current", (const void *)ebpfjit_current},
+    {"ebpfjit_jit_map_lookup", (const void *)ebpfjit_jit_map_lookup},
+    {"ebpfjit_helper_map_lookup_elem", (const void *)ebpfjit_helper_map_lookup_elem},
+};
 
-    for (i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-        if (strcmp(table[i].name, name) == 0)
-            return table[i].addr;
-    return NULL;
+const struct ebpfjit_jit_import *ebpfjit_jit_imports(uint32_t *count)
+{
+    *count = (uint32_t)(sizeof(jit_imports) / sizeof(jit_imports[0]));
+    return jit_imports;
 }

@@ -20,7 +20,11 @@
 uint64_t ebpfjit_jit_map_lookup(struct ebpfjit_state *st, uint64_t map, uint64_t key,
                                 uint64_t key_room);
 
-/* The real address of a runtime function the JIT imports by `name` (NULL if not in its table). */
-const void *ebpfjit_jit_symbol(const char *name);
+/* The runtime functions JIT-compiled code may import: name and real address (*count entries). */
+struct ebpfjit_jit_import {
+    const char *name;
+    const void *addr;
+};
+const struct ebpfjit_jit_import *ebpfjit_jit_imports(uint32_t *count);
 
 #endif

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "epoch.h"
 #include "maps.h"
@@ -59,6 +62,81 @@ void ebpfjit_map_lock(uint32_t *lock)
 void ebpfjit_map_unlock(uint32_t *lock)
 {
     __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
+
+/* --- value locks (struct bpf_spin_lock) ------------------------------------------------- */
+
+/* A value's lock word holds the thread id of its holder: bpf_spin_lock in a program and the
+ * BPF_F_LOCK copies of programs and of the host alike. So a thread that meets its own id
+ * would deadlock (a BPF_F_LOCK update from a program holding that lock, or from a Python helper
+ * it called) and gets -EDEADLK instead; a word naming no live thread (a program overwrote it)
+ * gets -EOWNERDEAD; and every wait has a time limit, so no lock word can hang a thread. */
+uint32_t ebpfjit_lock_token(void)
+{
+    static __thread uint32_t token;
+
+    if (!token)
+        token = (uint32_t)syscall(SYS_gettid);
+    return token;
+}
+
+static int holder_alive(uint32_t holder)
+{
+    return syscall(SYS_tgkill, getpid(), (pid_t)holder, 0) == 0 || errno != ESRCH;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int ebpfjit_value_trylock(uint32_t *word)
+{
+    uint32_t cur = 0, me = ebpfjit_lock_token();
+
+    if (__atomic_compare_exchange_n(word, &cur, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return 0;
+    return cur == me ? -EDEADLK : -EBUSY;
+}
+
+int ebpfjit_value_lock_wait(const uint32_t *word, uint64_t limit_ns)
+{
+    uint32_t cur, me = ebpfjit_lock_token();
+    unsigned spins = 0, yields = 0;
+    uint64_t start = now_ns();
+
+    for (;;) {
+        cur = __atomic_load_n(word, __ATOMIC_RELAXED);
+        if (!cur)
+            return 0;
+        if (cur == me)
+            return -EDEADLK;
+        if (++spins <= 256) {
+            cpu_relax();
+            continue;
+        }
+        spins = 0;
+        sched_yield();
+        if (++yields % 16)
+            continue;
+        if (!holder_alive(cur))
+            return -EOWNERDEAD;
+        if (now_ns() - start >= limit_ns)
+            return -ETIMEDOUT;
+    }
+}
+
+int ebpfjit_value_lock(uint32_t *word, uint64_t limit_ns)
+{
+    int rc;
+
+    while ((rc = ebpfjit_value_trylock(word)) == -EBUSY)
+        if ((rc = ebpfjit_value_lock_wait(word, limit_ns)))
+            return rc;
+    return rc;
 }
 
 /* --- memory accounting ----------------------------------------------------------------- */
@@ -306,59 +384,79 @@ static void copy_in(const struct ebpfjit_map *m, uint8_t *dst, const uint8_t *sr
     memcpy(dst + off + 4, src + off + 4, n - (uint32_t)off - 4);
 }
 
-static void copy_out(const struct ebpfjit_map *m, uint8_t *dst, const uint8_t *src, uint32_t n,
-                     int locked)
+/* A BPF_F_LOCK copy waits this long per call: a program's copy (cpu >= 0) as long as
+ * bpf_spin_lock waits, a host copy one slice, after which Map.lookup/update (which loops
+ * until its own timeout) can see Ctrl-C. */
+static inline uint64_t lock_limit(int cpu)
+{
+    return cpu < 0 ? EBPFJIT_HOST_LOCK_SLICE_NS : EBPFJIT_PROG_LOCK_LIMIT_NS;
+}
+
+static inline uint32_t *lock_word(const struct ebpfjit_map *m, uint32_t idx)
+{
+    return (uint32_t *)(slot(m, idx, 0) + m->spin_lock_off);
+}
+
+static int copy_out(const struct ebpfjit_map *m, uint8_t *dst, const uint8_t *src, uint32_t n,
+                    int locked)
 {
     int32_t off = m->spin_lock_off;
+    int rc;
 
-    if (locked)
-        ebpfjit_map_lock((uint32_t *)(src + off));
+    if (locked && (rc = ebpfjit_value_lock((uint32_t *)(src + off), lock_limit(-1))))
+        return rc;
     memcpy(dst, src, n);
     if (locked)
         ebpfjit_map_unlock((uint32_t *)(src + off));
     if (off >= 0)
         memset(dst + off, 0, 4);
+    return 0;
 }
 
 /* Writes a value into entry idx. cpu < 0: userspace buffer holding every slot at
  * round_up(value_size, 8) strides; otherwise a program's value for that slot only. A new
- * per-CPU element from a program gets the other slots zeroed (kernel pcpu_init_value). */
-static void write_value(struct ebpfjit_map *m, uint32_t idx, const uint8_t *value, int cpu,
-                        int locked, int fresh)
+ * per-CPU element from a program gets the other slots zeroed (kernel pcpu_init_value).
+ * `locked` (BPF_F_LOCK) only tries the value's lock: -EBUSY tells the caller to wait for it
+ * (ebpfjit_value_lock_wait, after dropping any map lock) and retry; -EDEADLK: this thread
+ * holds it. */
+static int write_value(struct ebpfjit_map *m, uint32_t idx, const uint8_t *value, int cpu,
+                       int locked, int fresh)
 {
     uint32_t vs = is_ptr_map(m->base.type) ? 8 : m->base.value_size;
     uint32_t c;
+    int rc;
 
     if (is_percpu(m)) {
         if (cpu < 0) {
             for (c = 0; c < m->ncpus; c++)
                 memcpy(slot(m, idx, c), value + (uint64_t)c * m->elem_size, m->elem_size);
-            return;
+            return 0;
         }
         if (fresh)
             memset(slot(m, idx, 0), 0, m->value_stride);
         memcpy(slot(m, idx, cpu_of(m, (uint32_t)cpu)), value, vs);
-        return;
+        return 0;
     }
     if (locked) {
-        uint8_t *dst = slot(m, idx, 0);
-        uint32_t *lock = (uint32_t *)(dst + m->spin_lock_off);
-        ebpfjit_map_lock(lock);
-        copy_in(m, dst, value, vs);
-        ebpfjit_map_unlock(lock);
-        return;
+        if ((rc = ebpfjit_value_trylock(lock_word(m, idx))))
+            return rc;
+        copy_in(m, slot(m, idx, 0), value, vs);
+        ebpfjit_map_unlock(lock_word(m, idx));
+        return 0;
     }
     copy_in(m, slot(m, idx, 0), value, vs);
     if (fresh && m->spin_lock_off >= 0)
         memset(slot(m, idx, 0) + m->spin_lock_off, 0, 4);
+    return 0;
 }
 
-static void read_value(struct ebpfjit_map *m, uint32_t idx, uint8_t *out, int locked)
+static int read_value(struct ebpfjit_map *m, uint32_t idx, uint8_t *out, int locked)
 {
-    if (is_percpu(m))
+    if (is_percpu(m)) {
         memcpy(out, slot(m, idx, 0), m->value_stride);
-    else
-        copy_out(m, out, slot(m, idx, 0), m->base.value_size, locked);
+        return 0;
+    }
+    return copy_out(m, out, slot(m, idx, 0), m->base.value_size, locked);
 }
 
 /* Shared flag rules of update: (flags & ~F_LOCK) > BPF_EXIST is -EINVAL, and F_LOCK needs a
@@ -594,6 +692,7 @@ static int htab_update(struct ebpfjit_map *m, const void *key, const void *value
     if (rc)
         return rc;
     h = htab_hash(m, key);
+retry:
     ebpfjit_map_lock(&m->lock);
     idx = htab_walk(m, key, h);
     if (idx != EBPFJIT_NIL) {
@@ -601,7 +700,17 @@ static int htab_update(struct ebpfjit_map *m, const void *key, const void *value
             rc = -EEXIST;
             goto out;
         }
-        write_value(m, idx, value, cpu, !!(flags & EBPFJIT_BPF_F_LOCK), 0);
+        rc = write_value(m, idx, value, cpu, !!(flags & EBPFJIT_BPF_F_LOCK), 0);
+        if (rc == -EBUSY) {
+            /* Never wait for a value lock under the map lock: its holder may be about to
+             * update this map. The element may go meanwhile; the retry looks it up again. */
+            ebpfjit_map_unlock(&m->lock);
+            if ((rc = ebpfjit_value_lock_wait(lock_word(m, idx), lock_limit(cpu))))
+                return rc;
+            goto retry;
+        }
+        if (rc)
+            goto out;
         if (is_lru(m)) {
             lru_unlink(m, idx);
             lru_push_head(m, idx);
@@ -616,7 +725,7 @@ static int htab_update(struct ebpfjit_map *m, const void *key, const void *value
     if (idx == EBPFJIT_NIL)
         goto out;
     memcpy(elem_key(m, idx), key, m->base.key_size);
-    write_value(m, idx, value, cpu, 0, 1);
+    (void)write_value(m, idx, value, cpu, 0, 1);     /* unlocked: cannot fail */
     m->elems[idx].hash = h;
     m->elems[idx].ref = 0;
     m->elems[idx].used = 1;
@@ -1232,16 +1341,14 @@ int ebpfjit_map_lookup(struct ebpfjit_map *m, const void *key, void *value, uint
         idx = array_index(key);
         if (idx >= m->base.max_entries)
             return -ENOENT;
-        read_value(m, idx, value, locked);
-        return 0;
+        return read_value(m, idx, value, locked);
     }
     if (is_htab(t) && t != EBPFJIT_MAP_HASH_OF_MAPS) {
         /* Syscall lookups do not mark LRU elements (htab_lru_map_lookup_elem_sys). */
         idx = htab_lookup_idx(m, key);
         if (idx == EBPFJIT_NIL)
             return -ENOENT;
-        read_value(m, idx, value, locked);
-        return 0;
+        return read_value(m, idx, value, locked);
     }
     switch (t) {
     case EBPFJIT_MAP_LPM_TRIE:
@@ -1274,8 +1381,10 @@ static int array_update(struct ebpfjit_map *m, const void *key, const void *valu
         return -E2BIG;
     if ((flags & ~(uint64_t)EBPFJIT_BPF_F_LOCK) == EBPFJIT_BPF_NOEXIST)
         return -EEXIST;     /* every array element always exists */
-    write_value(m, idx, value, cpu, !!(flags & EBPFJIT_BPF_F_LOCK), 0);
-    return 0;
+    while ((rc = write_value(m, idx, value, cpu, !!(flags & EBPFJIT_BPF_F_LOCK), 0)) == -EBUSY)
+        if ((rc = ebpfjit_value_lock_wait(lock_word(m, idx), lock_limit(cpu))))
+            break;
+    return rc;
 }
 
 int ebpfjit_map_update(struct ebpfjit_map *m, const void *key, const void *value, uint64_t flags)
@@ -1487,6 +1596,20 @@ void *ebpfjit_map_lookup_prog(struct ebpfjit_map *m, const void *key, uint32_t c
     default:
         return NULL;    /* the verifier forbids lookups in the other types */
     }
+}
+
+/* The lock word of key's value (array/hash maps with a spin lock), or NULL: for fault reports. */
+uint32_t *ebpfjit_map_lock_word(struct ebpfjit_map *m, const void *key)
+{
+    uint32_t idx = EBPFJIT_NIL;
+
+    if (m->spin_lock_off < 0 || is_percpu(m))
+        return NULL;
+    if (is_array(m->base.type) && array_index(key) < m->base.max_entries)
+        idx = array_index(key);
+    else if (is_htab(m->base.type) && m->base.type != EBPFJIT_MAP_HASH_OF_MAPS)
+        idx = htab_lookup_idx(m, key);
+    return idx == EBPFJIT_NIL ? NULL : lock_word(m, idx);
 }
 
 int ebpfjit_map_update_prog(struct ebpfjit_map *m, const void *key, const void *value,

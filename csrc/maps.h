@@ -25,6 +25,11 @@
 #define EBPFJIT_BPF_NOEXIST 1
 #define EBPFJIT_BPF_EXIST 2
 #define EBPFJIT_BPF_F_LOCK 4
+/* How long a BPF_F_LOCK copy or bpf_spin_lock waits for a value lock held by another live
+ * thread: a program, 5 s (then its run faults); the host, 10 ms per C call (Map.lookup/update
+ * retry until their own timeout, so Ctrl-C gets through between calls). */
+#define EBPFJIT_PROG_LOCK_LIMIT_NS 5000000000ull
+#define EBPFJIT_HOST_LOCK_SLICE_NS 10000000ull
 
 #define EBPFJIT_F_NO_PREALLOC (1U << 0)
 #define EBPFJIT_F_NO_COMMON_LRU (1U << 1)
@@ -255,6 +260,14 @@ void ebpfjit_map_lock(uint32_t *lock);
 int64_t ebpfjit_map_for_each(struct ebpfjit_map *map, struct ebpfjit_state *st, uint64_t callback,
                              uint64_t ctx);
 void ebpfjit_map_unlock(uint32_t *lock);
+/* Value locks (struct bpf_spin_lock words, holding the holder's thread id): trylock is 0,
+ * -EBUSY or -EDEADLK (this thread holds it); lock_wait waits until the word is free: 0, or
+ * -EDEADLK, -EOWNERDEAD (it names no live thread), -ETIMEDOUT (after limit_ns); lock is both. */
+uint32_t ebpfjit_lock_token(void);
+int ebpfjit_value_trylock(uint32_t *word);
+int ebpfjit_value_lock_wait(const uint32_t *word, uint64_t limit_ns);
+int ebpfjit_value_lock(uint32_t *word, uint64_t limit_ns);
+uint32_t *ebpfjit_map_lock_word(struct ebpfjit_map *m, const void *key);
 int ebpfjit_lpm_init(struct ebpfjit_map *map);
 /* Bytes ebpfjit_lpm_init allocates (the node and value pools for max_entries prefixes). */
 uint64_t ebpfjit_lpm_cost(const struct ebpfjit_map *map);

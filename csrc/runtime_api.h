@@ -39,7 +39,8 @@
 
 #include "ebpfjit_rt.h"
 
-/* bpf_spin_lock (id 93) / bpf_spin_unlock (id 94) faults are EBPFJIT_ERR_HELPER with
+/* bpf_spin_lock (id 93) / bpf_spin_unlock (id 94) faults, and those of a BPF_F_LOCK
+ * bpf_map_update_elem (id 2: SELF, NO_OWNER, TIMEOUT), are EBPFJIT_ERR_HELPER with
  * fault_addr = the lock and fault_info = id | reason << 32 (helpers_maps.c, ebpfjit_run):
  * a run holds at most EBPFJIT_MAX_HELD_LOCKS locks (st->locks); ebpfjit_run releases every lock
  * still held when the run ends, and a run that ends OK while holding one faults instead
@@ -51,6 +52,7 @@
 #define EBPFJIT_LOCK_REASON_TOO_MANY 4     /* more than EBPFJIT_MAX_HELD_LOCKS held */
 #define EBPFJIT_LOCK_REASON_NO_OWNER 5     /* lock word names no live thread (overwritten) */
 #define EBPFJIT_LOCK_REASON_NOT_A_LOCK 6   /* not a map value's BTF bpf_spin_lock field */
+#define EBPFJIT_LOCK_REASON_TIMEOUT 7      /* held by a live thread for longer than the limit */
 
 /* Returned by ebpfjit_run_py* when the run did not end with EBPFJIT_OK; the caller then checks
  * st->status (a successful run may legitimately return this value too). */

@@ -2,7 +2,10 @@
 
 Public API: `Program` (raw bytecode / assembly), `load` (ELF objects), `assemble`, `disassemble`,
 and the error tree rooted at `EbpfError`. Heavy modules (LLVM, the C runtime) load lazily.
+
+Imports: ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.version
 """
+from .api.program import Program
 from .errors import (
     AssemblerError,
     DecodeError,
@@ -15,10 +18,8 @@ from .errors import (
     MapError,
     VerifierError,
 )
-from .program import Program
-from .verdicts import TcAction, XdpAction
-
-__version__ = "0.1.0"
+from .objects.verdicts import TcAction, XdpAction
+from .version import __version__
 
 __all__ = [
     "AssemblerError", "DecodeError", "EbpfError", "ElfError", "ExecutionError", "JitError",
@@ -30,17 +31,17 @@ __all__ = [
 
 def assemble(text: str) -> bytes:
     """Assemble bpf_conformance-dialect text into bytecode."""
-    from .asm import assemble as _assemble
+    from .isa.asm import assemble as _assemble
     return _assemble(text)
 
 
 def disassemble(code, syntax: str = "llvm") -> str:
     """Disassemble bytecode (or instructions) in the llvm-objdump or conformance syntax."""
-    from .disasm import disassemble as _disassemble
+    from .isa.disasm import disassemble as _disassemble
     return _disassemble(code, syntax=syntax)
 
 
 def load(path_or_bytes, **kwargs):
     """Load an eBPF ELF object (path or bytes) as libbpf would; returns an `Object`."""
-    from .loader import load as _load
+    from .api.loader import load as _load
     return _load(path_or_bytes, **kwargs)

@@ -1,6 +1,9 @@
-"""`python -m ebpfjit`: the `ebpfjit` command."""
+"""`python -m ebpfjit`: the `ebpfjit` command.
+
+Imports: ebpfjit.cli
+"""
 import sys
 
-from .cli import main
+from .cli.commands import main
 
 sys.exit(main())

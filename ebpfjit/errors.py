@@ -1,6 +1,8 @@
 """The exception tree of ebpfjit: every error the library raises derives from EbpfError.
 
 Must not import anything from ebpfjit.
+
+Imports: (nothing)
 """
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ class AssemblerError(EbpfError, ValueError):
         if text:
             where += f" ({text.strip()!r})"
         super().__init__(f"{where}: {message}")
+
+
+class EngineError(EbpfError, ValueError):
+    """An engine name that is not one (ebpfjit.engine.parse_engine)."""
 
 
 class ElfError(EbpfError, ValueError):

@@ -2,7 +2,7 @@
 
 The bpf_conformance vectors are third-party files found through one setting,
 $EBPFJIT_CONFORMANCE_DIR (default `../shared/conformance` beside the checkout; see
-ebpfjit.testdata). Without them every test that needs them skips with one reason, and the
+ebpfjit.cli.testdata). Without them every test that needs them skips with one reason, and the
 assembly-based edge-case tables (tests/test_jit.py, tests/test_differential.py, ...) still cover
 the ISA on every engine.
 """
@@ -12,7 +12,7 @@ import pathlib
 
 import pytest
 
-from ebpfjit import testdata
+from ebpfjit.cli import testdata
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFORMANCE_DIR = testdata.CONFORMANCE_DIR / "tests"
@@ -49,8 +49,8 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def kernel():
     """The ebpfjit.kernel module when bpf(2) is usable; otherwise the test skips, saying why."""
-    from ebpfjit import kernel as kmod
     from ebpfjit.errors import KernelUnavailable
+    from ebpfjit.oracle import kernel as kmod
     try:
         kmod.check()
     except KernelUnavailable as exc:

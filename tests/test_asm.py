@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from conftest import conformance_params, needs_conformance
 
-from ebpfjit import testdata
-from ebpfjit.asm import MNEMONICS, assemble, assemble_insns, parse
+from ebpfjit.cli import testdata
 from ebpfjit.errors import AssemblerError
-from ebpfjit.insn import Instruction, decode, encode
+from ebpfjit.isa.asm import MNEMONICS, assemble, assemble_insns, parse
+from ebpfjit.isa.insn import Instruction, decode, encode
 
 # (text, hex of the encoding). The bytes were cross-checked with llvm-objdump-19 (see
 # test_disasm.py, which holds its output for the same bytes).

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpfjit.btf import Btf, BtfExt, Kind
-from ebpfjit.elf import load_spec
 from ebpfjit.errors import ElfError
+from ebpfjit.objects.btf import Btf, BtfExt, Kind
+from ebpfjit.objects.elf import load_spec
 
 PROGS = Path(__file__).parent / "progs"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpfjit import jit
-from ebpfjit.asm import assemble
-from ebpfjit.cache import HEADER, CompileCache, default_cache, resolve_cache
+from ebpfjit.isa.asm import assemble
+from ebpfjit.jit import compile as jit
+from ebpfjit.jit.cache import HEADER, CompileCache, default_cache, resolve_cache
 from ebpfjit.runtime import Env, LoadedProgram
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,8 @@ def test_hit_logs_debug_line(tmp_path, caplog):
 CHILD = textwrap.dedent("""
     import json, logging, sys
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-    from ebpfjit import jit
-    from ebpfjit.cache import default_cache
+    from ebpfjit.jit import compile as jit
+    from ebpfjit.jit.cache import default_cache
     from ebpfjit.runtime import Env, LoadedProgram
     code = bytes.fromhex(sys.argv[1])
     compiled = jit.compile_program(code)
@@ -127,7 +127,7 @@ def test_concurrent_writers(tmp_path):
     env.pop("EBPFJIT_CACHE", None)
     script = textwrap.dedent("""
         import sys
-        from ebpfjit import jit
+        from ebpfjit.jit import compile as jit
         from ebpfjit.runtime import Env, LoadedProgram
         for h in sys.argv[1:]:
             code = bytes.fromhex(h)
@@ -172,7 +172,7 @@ def test_cache_false(tmp_path, monkeypatch):
 
 
 def test_default_directory(monkeypatch, tmp_path):
-    from ebpfjit.cache import default_directory
+    from ebpfjit.jit.cache import default_directory
     monkeypatch.delenv("EBPFJIT_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_directory() == tmp_path / "ebpfjit"
@@ -258,7 +258,7 @@ def test_max_bytes_from_env(monkeypatch, tmp_path, text, expected):
 
 
 def test_bad_max_bytes_falls_back_to_default(monkeypatch, tmp_path):
-    from ebpfjit.cache import DEFAULT_MAX_BYTES, parse_size
+    from ebpfjit.jit.cache import DEFAULT_MAX_BYTES, parse_size
     monkeypatch.setenv("EBPFJIT_CACHE_MAX_BYTES", "lots")
     assert CompileCache(tmp_path).max_bytes == DEFAULT_MAX_BYTES == 256 << 20
     with pytest.raises(ValueError, match="not a size"):

@@ -8,11 +8,12 @@ import threading
 import pytest
 from ebpfjit._rt import lib
 
-from ebpfjit import jit, runtime
+from ebpfjit import runtime
 from ebpfjit.errors import ExecutionError
-from ebpfjit.insn import Instruction
-from ebpfjit.maps import Map
-from ebpfjit.spec import MapType
+from ebpfjit.isa.insn import Instruction
+from ebpfjit.jit import compile as jit
+from ebpfjit.objects.spec import MapType
+from ebpfjit.runtime.maps import Map
 
 ENGINES = ("interp", "jit")
 U64 = struct.Struct("<Q")
@@ -72,8 +73,8 @@ class Harness:
             prog.set_jit_function(jc.address, jc)
             # Callbacks run jitted, not in the interpreter, whenever the program has a
             # `lddw rX, func` (without one there is no callback entry: nothing can call it).
-            from ebpfjit.insn import decode, iter_pcs
-            from ebpfjit.lower.program import callback_target
+            from ebpfjit.isa.insn import decode, iter_pcs
+            from ebpfjit.jit.lower.function import callback_target
             has_targets = any(callback_target(pc, insn) is not None
                               for pc, insn in iter_pcs(decode(code)))
             assert bool(prog.ptr.jit_callback) == has_targets

@@ -7,8 +7,8 @@ import re
 import pytest
 from conftest import CONFORMANCE_DIR, PROGS_DIR, ROOT, needs_conformance
 
-from ebpfjit import cli
-from ebpfjit.elf import load_spec
+from ebpfjit.cli import commands as cli
+from ebpfjit.objects.elf import load_spec
 
 EXAMPLE = ROOT / "ebpfjit" / "examples" / "xdp_filter.o"
 
@@ -52,7 +52,7 @@ def test_run_conformance_data_file(capsys):
 
 
 def test_run_object_packet(tmp_path, capsys):
-    from ebpfjit import pcap
+    from ebpfjit.capture import pcap
     packet = pcap.read_file(EXAMPLE.with_name("traffic.pcap"))[1].data   # from 10.0.0.2: passes
     data = tmp_path / "pkt.bin"
     data.write_bytes(packet)
@@ -61,7 +61,7 @@ def test_run_object_packet(tmp_path, capsys):
 
 
 def test_run_pcap_verbose_and_output(tmp_path, capsys):
-    from ebpfjit import pcap
+    from ebpfjit.capture import pcap
     out_pcap = tmp_path / "out.pcap"
     status, out, _ = run_cli(capsys, "run", EXAMPLE, "--pcap", EXAMPLE.with_name("traffic.pcap"),
                              "-v", "-o", out_pcap)
@@ -89,9 +89,9 @@ def test_map_dump_matches_bpftool_formats(capsys):
 
 
 def test_map_dump_plain_without_btf(capsys):
-    from ebpfjit.cli import format_map_dump
-    from ebpfjit.maps import Map
-    from ebpfjit.spec import MapSpec, MapType
+    from ebpfjit.cli.commands import format_map_dump
+    from ebpfjit.objects.spec import MapSpec, MapType
+    from ebpfjit.runtime.maps import Map
     m = Map(MapSpec("counts", MapType.HASH, 4, 8, 4))
     m.update(b"\1\0\0\0", b"\2" + bytes(7))
     assert format_map_dump(m, json_output=False) == (
@@ -170,7 +170,7 @@ def test_version_and_python_dash_m():
 def test_verdict_enums_are_public():
     import ebpfjit
     assert ebpfjit.XdpAction.XDP_PASS == 2 and ebpfjit.TcAction.TC_ACT_SHOT == 2
-    from ebpfjit.verdicts import verdict_name
+    from ebpfjit.objects.verdicts import verdict_name
     assert verdict_name("SCHED_CLS", 0xFFFFFFFF) == "TC_ACT_UNSPEC"
     assert verdict_name("XDP", 9) == "0x9"
 
@@ -221,7 +221,7 @@ def test_non_elf_file_needs_raw(tmp_path, capsys):
 
 
 def test_run_json_repeat_and_budget(tmp_path, capsys):
-    from ebpfjit import pcap
+    from ebpfjit.capture import pcap
     packet = pcap.read_file(EXAMPLE.with_name("traffic.pcap"))[1].data
     status, out, _ = run_cli(capsys, "run", EXAMPLE, "--data", packet.hex(), "-j")
     report = json.loads(out)
@@ -256,7 +256,7 @@ def test_broken_pipe_is_quiet():
 
 
 def test_plugin_help():
-    proc = _subprocess("ebpfjit.plugin", "--help")
+    proc = _subprocess("ebpfjit.cli.plugin", "--help")
     assert proc.returncode == 0 and proc.stdout.startswith("usage: ebpfjit-conformance-plugin")
 
 

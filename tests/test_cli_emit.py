@@ -10,8 +10,9 @@ import struct
 import pytest
 from conftest import PROGS_DIR, ROOT
 
-from ebpfjit import cli, pcap
-from ebpfjit.elf import load_spec
+from ebpfjit.capture import pcap
+from ebpfjit.cli import commands as cli
+from ebpfjit.objects.elf import load_spec
 
 EMIT = PROGS_DIR / "emit_records.o"
 IPV4 = pcap.read_file(ROOT / "ebpfjit" / "examples" / "traffic.pcap")[1].data

@@ -7,7 +7,8 @@ import json
 import pytest
 from conftest import ROOT
 
-from ebpfjit import cli, pcap
+from ebpfjit.capture import pcap
+from ebpfjit.cli import commands as cli
 
 EXAMPLE = ROOT / "ebpfjit" / "examples" / "xdp_filter.o"
 TRAFFIC = ROOT / "ebpfjit" / "examples" / "traffic.pcap"
@@ -44,7 +45,7 @@ def test_compare_json_summary_and_rows(capsys):
 
 
 def test_compare_json_disagreement_exit_1(capsys, monkeypatch):
-    from ebpfjit import compare
+    from ebpfjit.oracle import compare
     real = compare._ours_chunk
 
     def skewed(prog, engine, chunk):    # the JIT "answers" XDP_ABORTED for packet 3

@@ -10,7 +10,9 @@ import sys
 import pytest
 from conftest import ROOT
 
-from ebpfjit import cli, load, pcap, stream
+from ebpfjit import load
+from ebpfjit.capture import pcap, stream
+from ebpfjit.cli import commands as cli
 
 EXAMPLE = ROOT / "ebpfjit" / "examples" / "xdp_filter.o"
 TRAFFIC = ROOT / "ebpfjit" / "examples" / "traffic.pcap"
@@ -109,7 +111,7 @@ def test_cooked_and_loopback_captures_run(capsys, name):
 
 
 def test_compare_summary_only_disagreeing_rows_and_all(capsys):
-    from ebpfjit import compare
+    from ebpfjit.oracle import compare
     status, out, _ = run_cli(capsys, "compare", EXAMPLE, "--pcap", TRAFFIC, "--engines",
                              "interp,jit", "--repeat", "3")
     assert status == 0
@@ -133,7 +135,7 @@ def test_compare_summary_only_disagreeing_rows_and_all(capsys):
 
 
 def test_timing_sample_spreads_over_the_input():
-    from ebpfjit.compare import timing_sample
+    from ebpfjit.oracle.compare import timing_sample
     packets = [bytes([i % 256]) * 2 for i in range(1000)]
     sample = timing_sample(packets, 64)
     assert len(sample) == 64 and sample[0] == packets[0] and sample[-1] == packets[-1]

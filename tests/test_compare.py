@@ -7,8 +7,9 @@ import argparse
 import pytest
 from conftest import PROGS_DIR
 
-from ebpfjit import compare, pcap
-from ebpfjit.compare import MapDiff, PacketRow, Report
+from ebpfjit.capture import pcap
+from ebpfjit.oracle import compare
+from ebpfjit.oracle.compare import MapDiff, PacketRow, Report
 
 
 def _report(rows, map_diffs=()):
@@ -114,7 +115,7 @@ def test_cli_exit_status(kernel, capsys):
 
 
 def _every_program():
-    from ebpfjit import elf
+    from ebpfjit.objects import elf
     out = []
     for path in sorted(PROGS_DIR.glob("*.o")):
         if path.with_suffix(".c").read_text().startswith("// Not loadable by the kernel"):

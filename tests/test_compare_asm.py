@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import ebpfjit
-from ebpfjit import asmalign, compare
-from ebpfjit.insn import Instruction, decode, iter_pcs
-from ebpfjit.loader import spec_of
+from ebpfjit.api.loader import spec_of
+from ebpfjit.isa.insn import Instruction, decode, iter_pcs
+from ebpfjit.oracle import asmalign, compare
 
 PROGS = Path(__file__).parent / "progs"
 

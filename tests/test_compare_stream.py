@@ -9,8 +9,9 @@ import io
 import pytest
 from conftest import ROOT
 
-from ebpfjit import compare, pcap, stream
-from ebpfjit.elf import load_spec
+from ebpfjit.capture import pcap, stream
+from ebpfjit.objects.elf import load_spec
+from ebpfjit.oracle import compare
 
 EXAMPLE = ROOT / "ebpfjit" / "examples" / "xdp_filter.o"
 TRAFFIC = ROOT / "ebpfjit" / "examples" / "traffic.pcap"
@@ -94,7 +95,7 @@ def test_compare_progress_line(tmp_path):
 
 
 def test_cli_compare_pcap_summary(capsys):
-    from ebpfjit import cli
+    from ebpfjit.cli import commands as cli
     status = cli.main(["compare", str(EXAMPLE), "--pcap", str(TRAFFIC), "--engines",
                        "interp,jit", "--repeat", "5"])
     out, err = capsys.readouterr()

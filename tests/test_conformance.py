@@ -19,8 +19,8 @@ from conftest import (
     needs_conformance,
 )
 
-from ebpfjit import testdata
-from ebpfjit.conformance import run_case
+from ebpfjit.cli import testdata
+from ebpfjit.cli.conformance import run_case
 from ebpfjit.errors import AssemblerError
 
 FILES = conformance_files()
@@ -62,7 +62,7 @@ def test_negative_cases_are_rejected_or_fail(path):
 
 
 def _plugin(argv, program_hex):
-    from ebpfjit import plugin
+    from ebpfjit.cli import plugin
     old_stdin, old_stdout = sys.stdin, sys.stdout
     sys.stdin, sys.stdout = io.StringIO(program_hex + "\n"), io.StringIO()
     try:
@@ -94,7 +94,7 @@ def test_plugin_protocol_whole_suite(engine):
 def test_plugin_console_script_subprocess():
     case = testdata.load(CONFORMANCE_DIR / "mem-len.data")
     proc = subprocess.run(
-        [sys.executable, "-m", "ebpfjit.plugin", _runner_hex(case.mem), "--engine", "jit"],
+        [sys.executable, "-m", "ebpfjit.cli.plugin", _runner_hex(case.mem), "--engine", "jit"],
         input=_runner_hex(case.code) + "\n", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert int(proc.stdout, 16) == case.result

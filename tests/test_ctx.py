@@ -4,16 +4,16 @@ from __future__ import annotations
 import pytest
 from conftest import PROGS_DIR
 
-from ebpfjit.asm import assemble_insns
-from ebpfjit.ctx import (
+from ebpfjit.errors import VerifierError
+from ebpfjit.isa.asm import assemble_insns
+from ebpfjit.isa.insn import iter_pcs
+from ebpfjit.objects.ctx_layout import (
     SK_BUFF_SOCKET_FILTER,
     SK_BUFF_TC,
     XDP_MD,
     find_context_accesses,
     rewrite_context_accesses,
 )
-from ebpfjit.errors import VerifierError
-from ebpfjit.insn import iter_pcs
 
 
 def _rewrite(text, layout=XDP_MD):
@@ -79,9 +79,9 @@ def test_tc_may_write_mark_and_cb():
 
 
 def test_real_objects_convert():
-    from ebpfjit.elf import load_spec
-    from ebpfjit.insn import decode
-    from ebpfjit.spec import ProgType
+    from ebpfjit.isa.insn import decode
+    from ebpfjit.objects.elf import load_spec
+    from ebpfjit.objects.spec import ProgType
     layouts = {ProgType.XDP: XDP_MD, ProgType.SCHED_CLS: SK_BUFF_TC,
                ProgType.SOCKET_FILTER: SK_BUFF_SOCKET_FILTER}
     converted = 0

@@ -20,10 +20,10 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ebpfjit import jit
 from ebpfjit.errors import ExecutionError
-from ebpfjit.insn import Instruction, decode, encode
-from ebpfjit.isa import ATOMIC_IMMS, OPCODES, AluOp, AtomicOp, Class, Kind, Source
+from ebpfjit.isa.insn import Instruction, decode, encode
+from ebpfjit.isa.opcodes import ATOMIC_IMMS, OPCODES, AluOp, AtomicOp, Class, Kind, Source
+from ebpfjit.jit import compile as jit
 from ebpfjit.runtime import Env, LoadedProgram
 
 EXAMPLES = int(os.environ.get("EBPFJIT_DIFF_EXAMPLES", "1200"))

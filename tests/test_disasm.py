@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from conftest import conformance_params
 
-import ebpfjit.asm
-import ebpfjit.disasm
-import ebpfjit.insn
-import ebpfjit.insn as _insn
-import ebpfjit.isa
-from ebpfjit import testdata
-from ebpfjit.asm import assemble
-from ebpfjit.disasm import disassemble, format_insn
-from ebpfjit.insn import Instruction, decode
+import ebpfjit.isa.asm
+import ebpfjit.isa.disasm
+import ebpfjit.isa.insn
+import ebpfjit.isa.insn as _insn
+import ebpfjit.isa.opcodes
+from ebpfjit.cli import testdata
+from ebpfjit.isa.asm import assemble
+from ebpfjit.isa.disasm import disassemble, format_insn
+from ebpfjit.isa.insn import Instruction, decode
 
 # (hex of the instruction, llvm-objdump-19 text)
 LLVM = [
@@ -278,7 +278,8 @@ def test_round_trip(path):
     assert len([ln for ln in llvm if not ln.startswith("L")]) == len(decode(code))
 
 
-@pytest.mark.parametrize("module", [ebpfjit.isa, ebpfjit.insn, ebpfjit.asm, ebpfjit.disasm],
+@pytest.mark.parametrize("module", [ebpfjit.isa.opcodes, ebpfjit.isa.insn, ebpfjit.isa.asm,
+                                    ebpfjit.isa.disasm],
                          ids=lambda m: m.__name__)
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -360,7 +361,7 @@ def test_object_listing_interleaves_source_lines_and_names_maps():
 
 
 def test_xlated_listing_differs_where_ctx_accesses_are_rewritten(capsys):
-    from ebpfjit import cli
+    from ebpfjit.cli import commands as cli
     path = str(_PROGS / "xdp_parser_counters.o")
     assert cli.main(["disasm", path]) == 0
     plain = capsys.readouterr().out.splitlines()

@@ -6,8 +6,8 @@ import re
 import pytest
 from conftest import CONFORMANCE_DIR, PROGS_DIR, needs_conformance
 
-from ebpfjit import testdata
-from ebpfjit.jit import native_asm
+from ebpfjit.cli import testdata
+from ebpfjit.jit.compile import native_asm
 
 PC_LINE = re.compile(r"^\t# pc (\d+): (.+)$", re.M)
 

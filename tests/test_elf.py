@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpfjit.elf import load_spec, program_type_for_section
 from ebpfjit.errors import ElfError
-from ebpfjit.spec import (
+from ebpfjit.objects.elf import load_spec, program_type_for_section
+from ebpfjit.objects.spec import (
     BPF_F_MMAPABLE,
     BPF_F_NO_COMMON_LRU,
     BPF_F_NO_PREALLOC,

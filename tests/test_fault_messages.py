@@ -92,7 +92,8 @@ def test_far_address_is_not_printed():
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_cli_run_pcap_fault_names_packet_index_and_source(tmp_path, capsys, engine):
-    from ebpfjit import cli, pcap
+    from ebpfjit.capture import pcap
+    from ebpfjit.cli import commands as cli
     path = tmp_path / "in.pcap"
     pcap.write_file(path, [bytes(60), bytes(14), bytes(60)])
     status = cli.main(["run", str(OBJ), "--program", "missing_check", "--engine", engine,

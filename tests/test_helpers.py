@@ -7,7 +7,7 @@ import struct
 import pytest
 from test_objects import PACKETS, obj
 
-from ebpfjit.helpers import format_printk
+from ebpfjit.runtime.helpers import format_printk
 
 ENGINES = ("interp", "jit")
 
@@ -89,8 +89,8 @@ def test_probe_read_errno_matches_kernel(kernel, helper, expected):
     """An address the runtime does not know: the _kernel variants refuse a user-half address with
     -ERANGE before reading, the _user variants fault with -EFAULT, as in the kernel."""
     from ebpfjit import Program
-    from ebpfjit.asm import assemble
-    from ebpfjit.spec import ProgType
+    from ebpfjit.isa.asm import assemble
+    from ebpfjit.objects.spec import ProgType
     code = assemble(f"mov %r1, %r10\nadd %r1, -8\nmov %r2, 8\nlddw %r3, 0x1000\ncall {helper}\nexit")
     want = kernel.KernelProgram(ProgType.XDP, code, "GPL").test_run(bytes(64)).retval
     assert want == expected & 0xFFFFFFFF

@@ -8,9 +8,9 @@ from conftest import needs_conformance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebpfjit import testdata
+from ebpfjit.cli import testdata
 from ebpfjit.errors import DecodeError
-from ebpfjit.insn import Instruction, decode, encode, iter_pcs, slot_count
+from ebpfjit.isa.insn import Instruction, decode, encode, iter_pcs, slot_count
 
 EXIT = "9500000000000000"
 

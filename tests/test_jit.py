@@ -8,12 +8,12 @@ import struct
 import pytest
 from conftest import conformance_params, needs_conformance
 
-from ebpfjit import jit
-from ebpfjit.asm import assemble
+from ebpfjit.cli.testdata import conformance_files, load
 from ebpfjit.errors import ExecutionError
-from ebpfjit.insn import Instruction, encode
+from ebpfjit.isa.asm import assemble
+from ebpfjit.isa.insn import Instruction, encode
+from ebpfjit.jit import compile as jit
 from ebpfjit.runtime import Env, LoadedProgram
-from ebpfjit.testdata import conformance_files, load
 
 CONFORMANCE = conformance_files()
 OPT_LEVELS = (0, 2)
@@ -508,7 +508,7 @@ def test_raw_entry_has_no_slow_path_for_checked_accesses():
 def _counters_program():
     from conftest import PROGS_DIR
 
-    from ebpfjit.loader import load as load_object
+    from ebpfjit.api.loader import load as load_object
     obj = load_object(str(PROGS_DIR / "xdp_parser_counters.o"))
     return obj, obj.programs["xdp_count_protocols"]
 

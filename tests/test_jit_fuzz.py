@@ -6,10 +6,10 @@ import random
 
 from test_runtime import U64, I, _random_insn, identity
 
-from ebpfjit import insn as _insn
 from ebpfjit.errors import DecodeError, ExecutionError
-from ebpfjit.isa import Kind, Source
-from ebpfjit.jit import compile_program
+from ebpfjit.isa import insn as _insn
+from ebpfjit.isa.opcodes import Kind, Source
+from ebpfjit.jit.compile import compile_program
 from ebpfjit.runtime import Env, LoadedProgram, ffi
 
 
@@ -130,8 +130,8 @@ def _structured_program(rng: random.Random) -> list:
 def test_structured_map_call_programs_agree_on_both_engines():
     from ebpfjit._rt import lib
 
-    from ebpfjit.maps import Map
-    from ebpfjit.spec import MapSpec, MapType
+    from ebpfjit.objects.spec import MapSpec, MapType
+    from ebpfjit.runtime.maps import Map
 
     rng = random.Random(0x10A7)
     maps = [Map(MapSpec("a", MapType.ARRAY, 4, 16, 4)), Map(MapSpec("h", MapType.HASH, 4, 16, 4))]
@@ -169,7 +169,7 @@ def test_r10_as_every_operand_of_every_form_agrees():
     """Every opcode with r10 as dst, src or both: the decoder rejects exactly the forms that
     write r10 (both engines load through it); the others run on both engines to the same
     outcome class (values computed from r10's address may differ, so only ok/error kind)."""
-    from ebpfjit.isa import OPCODES, AtomicOp
+    from ebpfjit.isa.opcodes import OPCODES, AtomicOp
 
     env = Env()
     env.register_helper(5, identity)

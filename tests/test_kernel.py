@@ -13,9 +13,9 @@ import struct
 
 import pytest
 
-from ebpfjit import kernel
 from ebpfjit.errors import KernelError, KernelUnavailable, MapError
-from ebpfjit.spec import BPF_F_RDONLY_PROG, MapSpec, MapType, ObjectSpec, ProgramSpec, ProgType
+from ebpfjit.objects.spec import BPF_F_RDONLY_PROG, MapSpec, MapType, ObjectSpec, ProgramSpec, ProgType
+from ebpfjit.oracle import kernel
 
 XDP_DROP, XDP_PASS = 1, 2
 HELPER_MAP_LOOKUP_ELEM = 1
@@ -366,7 +366,7 @@ def _btf_blob() -> bytes:
 
 @pytest.mark.kernel
 def test_object_loads_btf_func_and_line_info(bpf):
-    from ebpfjit.btf import Btf
+    from ebpfjit.objects.btf import Btf
     code = program(mov64_imm(1, 41), insn(0x85, src=1, imm=1), exit_(),
                    mov64_reg(0, 1), add64_imm(0, 1), exit_())
     spec = ObjectSpec(
@@ -398,9 +398,9 @@ def _progs() -> list[str]:
 @pytest.mark.kernel
 @pytest.mark.parametrize("path", _progs(), ids=os.path.basename)
 def test_progs_objects_load_in_the_kernel(bpf, path):
-    if importlib.util.find_spec("ebpfjit.elf") is None:
-        pytest.skip("ebpfjit.elf is not written yet")
-    from ebpfjit.elf import load_spec
+    if importlib.util.find_spec("ebpfjit.objects.elf") is None:
+        pytest.skip("ebpfjit.objects.elf is not written yet")
+    from ebpfjit.objects.elf import load_spec
     spec = load_spec(path)
     # fentry/fexit/lsm/freplace need attach_btf_id resolved in vmlinux BTF, which
     # KernelObject does not do.

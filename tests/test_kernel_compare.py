@@ -15,9 +15,9 @@ from conftest import PROGS_DIR
 from test_objects import PACKETS
 
 import ebpfjit
-from ebpfjit.compare import pinned_to_one_cpu
-from ebpfjit.elf import load_spec
-from ebpfjit.spec import MapType, ProgType
+from ebpfjit.objects.elf import load_spec
+from ebpfjit.objects.spec import MapType, ProgType
+from ebpfjit.oracle.compare import pinned_to_one_cpu
 
 pytestmark = pytest.mark.kernel
 

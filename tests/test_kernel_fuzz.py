@@ -16,9 +16,9 @@ import pathlib
 
 import pytest
 
-from ebpfjit import fuzzgen
-from ebpfjit.insn import decode
-from ebpfjit.isa import OPCODES, Kind
+from ebpfjit.isa.insn import decode
+from ebpfjit.isa.opcodes import OPCODES, Kind
+from ebpfjit.oracle import fuzzgen
 
 REGRESSIONS = pathlib.Path(__file__).resolve().parent / "regressions"
 WORKERS = int(os.environ.get("EBPFJIT_FUZZ_WORKERS", "2"))
@@ -166,7 +166,7 @@ def test_regression_corpus(path, engine, request, record_property):
     if case.get("xfail") and engine in case.get("disagreeing", [engine]):
         request.applymarker(pytest.mark.xfail(reason=case["xfail"], strict=False))
     kernel = None
-    from ebpfjit import kernel as kmod
+    from ebpfjit.oracle import kernel as kmod
     if kmod.available():
         kernel = fuzzgen.KernelRunner(kmod)
     notes: list[str] = []

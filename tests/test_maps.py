@@ -13,8 +13,9 @@ import pytest
 from ebpfjit._rt import ffi, lib
 
 from ebpfjit.errors import EbpfError, ExecutionError, MapError
-from ebpfjit.insn import Instruction
-from ebpfjit.maps import (
+from ebpfjit.isa.insn import Instruction
+from ebpfjit.objects.spec import BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, MapSpec, MapType
+from ebpfjit.runtime.maps import (
     BPF_ANY,
     BPF_EXIST,
     BPF_F_LOCK,
@@ -26,7 +27,6 @@ from ebpfjit.maps import (
     ENOTSUPP,
     Map,
 )
-from ebpfjit.spec import BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, MapSpec, MapType
 
 T = MapType
 U32 = struct.Struct("<I")
@@ -678,7 +678,7 @@ EXIT = ins(0x95)
 def _engines():
     engines = ["interp"]
     try:
-        from ebpfjit import jit
+        from ebpfjit.jit import compile as jit
         if hasattr(runtime.LoadedProgram, "set_jit_function") and hasattr(jit, "compile_program"):
             engines.append("jit")
     except Exception:  # noqa: BLE001 - no LLVM: interpreter only
@@ -703,7 +703,7 @@ class Harness:
     def load(self, code: bytes, engine: str):
         prog = runtime.LoadedProgram(code, self.env)
         if engine == "jit":
-            from ebpfjit import jit
+            from ebpfjit.jit import compile as jit
             jc = jit.compile_program(code, cache=False)
             prog.set_jit_function(jc.address, jc)
         return prog
@@ -891,7 +891,7 @@ def test_helpers_for_each_map_elem(engine):
 # --- the kernel as oracle ----------------------------------------------------------------------
 
 def _kernel():
-    from ebpfjit import kernel
+    from ebpfjit.oracle import kernel
     try:
         kernel.check()
     except EbpfError as exc:
@@ -901,7 +901,7 @@ def _kernel():
 
 def kernel_next_key(km, key):
     """get_next_key for a KernelMap (None at the end), through its fd."""
-    from ebpfjit import kernel
+    from ebpfjit.oracle import kernel
     ffi_, lib_ = kernel._lib()
     attr = ffi_.new("struct ebpfjit_bpf_map_elem_attr *")
     attr.map_fd = km.fd

@@ -259,11 +259,11 @@ def test_unknown_helper_is_a_verifier_error():
 
 
 def test_missing_map_is_a_verifier_error():
-    from ebpfjit.elf import load_spec
-    from ebpfjit.helpers import install_builtin_helpers
-    from ebpfjit.insn import decode
-    from ebpfjit.loader import check_program
+    from ebpfjit.api.loader import check_program
+    from ebpfjit.isa.insn import decode
+    from ebpfjit.objects.elf import load_spec
     from ebpfjit.runtime import Env
+    from ebpfjit.runtime.helpers import install_builtin_helpers
     spec = load_spec(str(PROGS_DIR / "xdp_rate_limit.o"))
     env = Env()
     install_builtin_helpers(env)

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from ebpfjit import pcap
+from ebpfjit.capture import pcap
 
 PACKETS = [pcap.Packet(bytes(range(60)), ts_ns=1_700_000_000_123_456_000),
            pcap.Packet(b"\xff" * 14, ts_ns=5, orig_len=1514),

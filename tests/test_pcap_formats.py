@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpfjit import pcap, stream
+from ebpfjit.capture import pcap, stream
 
 PCAPS = Path(__file__).parent / "pcaps"
 

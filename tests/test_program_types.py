@@ -5,9 +5,9 @@ import pytest
 from test_objects import PACKETS
 
 from ebpfjit import Program
-from ebpfjit.asm import assemble
 from ebpfjit.errors import EbpfError, ExecutionError, VerifierError
-from ebpfjit.spec import ProgType
+from ebpfjit.isa.asm import assemble
+from ebpfjit.objects.spec import ProgType
 
 # XDP: drop IPv4 TCP, pass the rest (ctx->data / ctx->data_end as the kernel's programs use them).
 XDP = """

@@ -33,7 +33,7 @@ def test_readme_python_snippet(tmp_path, monkeypatch):
     snippet = snippet.replace("for key, value in obj.maps[\"proto_packets\"].items(): ...",
                               "items = obj.maps[\"proto_packets\"].items()")
     monkeypatch.chdir(ROOT)
-    from ebpfjit import pcap
+    from ebpfjit.capture import pcap
     packet = pcap.read_file(EXAMPLES / "traffic.pcap")[0].data
     namespace = {"packet": packet}
     exec(compile(snippet, "README.md", "exec"), namespace)

@@ -11,9 +11,9 @@ from test_objects import PACKETS, XDP_DROP, XDP_PASS, XDP_TX, u64
 
 import ebpfjit
 from ebpfjit import runtime
-from ebpfjit.asm import assemble
+from ebpfjit.api.program import Program
 from ebpfjit.errors import EbpfError, ExecutionError
-from ebpfjit.program import Program
+from ebpfjit.isa.asm import assemble
 
 ENGINES = ("interp", "jit")
 

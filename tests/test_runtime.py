@@ -11,12 +11,12 @@ import threading
 
 import pytest
 
-from ebpfjit import insn as _insn
-from ebpfjit.asm import assemble
-from ebpfjit.disasm import format_insn
 from ebpfjit.errors import DecodeError, EbpfError, ExecutionError
-from ebpfjit.insn import Instruction as I
-from ebpfjit.isa import OPCODES, Kind
+from ebpfjit.isa import insn as _insn
+from ebpfjit.isa.asm import assemble
+from ebpfjit.isa.disasm import format_insn
+from ebpfjit.isa.insn import Instruction as I
+from ebpfjit.isa.opcodes import OPCODES, Kind
 
 runtime = pytest.importorskip("ebpfjit.runtime")
 Env, LoadedProgram, ffi, lib = runtime.Env, runtime.LoadedProgram, runtime.ffi, runtime.lib
@@ -789,3 +789,14 @@ def test_fuzz_interpreter_never_crashes():
         except ExecutionError as exc:
             kinds[exc.kind] = kinds.get(exc.kind, 0) + 1
     assert outcomes > 100 and len(kinds) >= 4, kinds
+
+
+def test_lowering_takes_status_codes_and_imports_from_the_c_module():
+    from ebpfjit.jit.lower import RUNTIME_DECLS
+    from ebpfjit.jit.lower import lowering_context as context
+    from ebpfjit.runtime.env import status_codes
+    codes = status_codes()
+    assert codes["OK"] == lib.EBPFJIT_OK and codes["ERR_TIMEOUT"] == lib.EBPFJIT_ERR_TIMEOUT
+    assert {name: getattr(context, name) for name in codes} == codes   # every code has a name
+    imports = runtime.helper_symbols()
+    assert set(RUNTIME_DECLS) <= set(imports) and all(addr > 0 for addr in imports.values())

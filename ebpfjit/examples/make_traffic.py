@@ -1,12 +1,15 @@
 """Regenerate traffic.pcap, the example's input: 40 deterministic Ethernet frames (IPv4 TCP, UDP
-and ICMP from a few sources including the blocked 10.0.0.1, plus IPv6 and ARP frames)."""
+and ICMP from a few sources including the blocked 10.0.0.1, plus IPv6 and ARP frames).
+
+Imports: ebpfjit.capture
+"""
 import os
 import random
 import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from ebpfjit.pcap import write_file  # noqa: E402
+from ebpfjit.capture.pcap import write_file  # noqa: E402
 
 
 def ipv4_checksum(header: bytes) -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ebpfjit.insn import CALL_HELPER, decode  # noqa: E402
-from ebpfjit.isa import Kind  # noqa: E402
+from ebpfjit.isa.insn import CALL_HELPER, decode  # noqa: E402
+from ebpfjit.isa.opcodes import Kind  # noqa: E402
 
 HEADER = """\
 # Instruction text printed by `llvm-objdump-19 -d` for every distinct instruction of

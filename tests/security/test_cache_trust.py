@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpfjit import jit
-from ebpfjit.asm import assemble
-from ebpfjit.cache import HEADER, KEY_FILE, MAGIC, CacheWarning, CompileCache, UntrustedCache
+from ebpfjit.isa.asm import assemble
+from ebpfjit.jit import compile as jit
+from ebpfjit.jit.cache import HEADER, KEY_FILE, MAGIC, CacheWarning, CompileCache, UntrustedCache
 from ebpfjit.runtime import Env, LoadedProgram
 
 CODE = assemble("mov %r0, 0\nmov %r1, 10\nloop:\nadd %r0, %r1\nsub %r1, 1\njne %r1, 0, loop\nexit")

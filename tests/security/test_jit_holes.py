@@ -10,12 +10,13 @@ import struct
 import pytest
 from ebpfjit._rt import lib
 
-from ebpfjit import Program, jit, runtime
+from ebpfjit import Program, runtime
 from ebpfjit.errors import DecodeError, ExecutionError
-from ebpfjit.insn import Instruction, decode
-from ebpfjit.isa import OPCODES, AtomicOp, Kind, written_registers
-from ebpfjit.maps import Map
-from ebpfjit.spec import MapSpec, MapType
+from ebpfjit.isa.insn import Instruction, decode
+from ebpfjit.isa.opcodes import OPCODES, AtomicOp, Kind, written_registers
+from ebpfjit.jit import compile as jit
+from ebpfjit.objects.spec import MapSpec, MapType
+from ebpfjit.runtime.maps import Map
 
 ENGINES = ("interp", "jit")
 

@@ -17,12 +17,13 @@ import weakref
 
 import pytest
 
-from ebpfjit import jit, runtime
+from ebpfjit import runtime
+from ebpfjit.api.loader import load
 from ebpfjit.errors import ExecutionError, MapError
-from ebpfjit.loader import load
-from ebpfjit.maps import Map
+from ebpfjit.jit import compile as jit
+from ebpfjit.objects.spec import MapType, ProgType
 from ebpfjit.runtime import Env, LoadedProgram
-from ebpfjit.spec import MapType, ProgType
+from ebpfjit.runtime.maps import Map
 
 ENGINES = ("interp", "jit")
 OBJ = pathlib.Path(__file__).resolve().parents[1] / "progs" / "map_lifetimes.o"

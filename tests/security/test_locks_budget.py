@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from ebpfjit.errors import EbpfError, ExecutionError
-from ebpfjit.insn import Instruction, encode
+from ebpfjit.isa.insn import Instruction, encode
 from ebpfjit.runtime import Env, LoadedProgram
 
 ENGINES = ("interp", "jit")
@@ -30,7 +30,7 @@ def test_long_loop_body_is_stopped_by_the_instruction_budget(engine):
     out = _in_subprocess(f"""
         from ebpfjit import Program
         from ebpfjit.errors import ExecutionError
-        from ebpfjit.insn import Instruction, encode
+        from ebpfjit.isa.insn import Instruction, encode
         # r0 = 0; loop: 200,000 x (r0 += 1); gotol loop (imm: beyond ja's 16-bit offset)
         insns = ([Instruction(0xB7, dst=0, imm=0)] + [Instruction(0x07, dst=0, imm=1)] * 200_000
                  + [Instruction(0x06, imm=-200_001)])

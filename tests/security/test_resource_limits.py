@@ -1,9 +1,9 @@
 """Hostile objects cannot make ebpfjit allocate unbounded memory (issue 10, finding 7).
 
 Map memory is charged to a per-object MemoryAccount (`load(..., memory_limit=)`, default
-ebpfjit.maps.DEFAULT_MEMORY_LIMIT): maps that cannot fit are refused at load with a MapError
+ebpfjit.runtime.maps.DEFAULT_MEMORY_LIMIT): maps that cannot fit are refused at load with a MapError
 naming them, hash maps reserve their pools lazily and fail an update past the limit with
--ENOMEM, and BTF decoding stops at ebpfjit.btf.MAX_DECODED_ELEMENTS values.
+-ENOMEM, and BTF decoding stops at ebpfjit.objects.btf.MAX_DECODED_ELEMENTS values.
 
 Loads of the hostile objects run in a subprocess with a capped address space, so a regression
 fails the test instead of exhausting the machine; the peak RSS growth (VmHWM) is the measure.
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 import ebpfjit
-import ebpfjit.maps
-import ebpfjit.spec
+import ebpfjit.objects.spec
+import ebpfjit.runtime.maps
 from ebpfjit.errors import MapError
 
 HOSTILE = Path(__file__).parent / "progs"
@@ -32,9 +32,9 @@ RSS_BOUND = 64 << 20        # peak RSS growth a hostile load may cause (bytes)
 _PRELUDE = textwrap.dedent("""
     import json, resource, sys
     import ebpfjit
-    from ebpfjit.elf import load_spec
+    from ebpfjit.objects.elf import load_spec
     from ebpfjit.errors import EbpfError, MapError
-    from ebpfjit.maps import Map
+    from ebpfjit.runtime.maps import Map
 
     def status(field):
         for line in open("/proc/self/status"):
@@ -70,7 +70,7 @@ def test_huge_hash_map_loads_lazily():
     """)
     assert out["max"] == 1 << 30 and out["len"] == 1
     assert out["grown"] < RSS_BOUND
-    assert out["used"] <= out["limit"] == ebpfjit.maps.DEFAULT_MEMORY_LIMIT
+    assert out["used"] <= out["limit"] == ebpfjit.runtime.maps.DEFAULT_MEMORY_LIMIT
 
 
 BOMBS = ["huge_array", "huge_percpu_array", "huge_lru", "huge_queue", "huge_lpm", "huge_ring"]
@@ -133,9 +133,9 @@ def test_hash_map_filled_past_the_limit_fails_updates_with_enomem(engine):
 
 
 def test_memory_is_given_back_when_maps_are_freed():
-    from ebpfjit.maps import MemoryAccount
+    from ebpfjit.runtime.maps import MemoryAccount
     acct = MemoryAccount(1 << 20)
-    m = ebpfjit.maps.Map.create(ebpfjit.spec.MapType.HASH, 4, 8, 1 << 30, memory=acct)
+    m = ebpfjit.runtime.maps.Map.create(ebpfjit.objects.spec.MapType.HASH, 4, 8, 1 << 30, memory=acct)
     for key in range(100):
         m.update(key, bytes(8))
     assert acct.used > 0
