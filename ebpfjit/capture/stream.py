@@ -30,6 +30,7 @@ from . import pcap
 __all__ = ["CHUNK_PACKETS", "Chunk", "chunks", "RunSummary", "run_capture", "Progress"]
 
 CHUNK_PACKETS = 8192
+PKT_OUT_MAX = runtime.PKT_OUT_MAX       # the largest output packet of a run (compare sizes by it)
 _READ_SIZE = 1 << 20
 
 

@@ -10,6 +10,8 @@ object. The rule, in order:
    use to keep a type in BTF).
 A record is decoded as T (bpftool's JSON value format, `Btf.format_value`) only when its length
 is T's size; every other record, and every record of an untyped ring buffer, is shown in hex.
+
+Imports: ebpfjit.errors, ebpfjit.objects.btf
 """
 from __future__ import annotations
 

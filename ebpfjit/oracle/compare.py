@@ -370,8 +370,8 @@ def _ours_chunk(prog, engine: str, chunk) -> list[tuple[int | None, bytes | None
     the chunk goes on after it."""
     import array
 
+    from ..capture.stream import PKT_OUT_MAX
     from ..errors import ExecutionError
-    from ..runtime.env import PKT_OUT_MAX
     loaded, model = prog._prepare(engine), prog._packet_model()
     n = len(chunk)
     verdicts = array.array("I", bytes(4 * n))
