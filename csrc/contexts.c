@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "contexts.h"
+#include "pcap_scan.h"
 #include "runtime_api.h"
 
 static uint64_t now_ns(void)
@@ -609,6 +610,60 @@ int64_t ebpfjit_pkt_run_batch_out(const struct ebpfjit_runner *rn, const char *d
     ebpfjit_leave();
     *out_used = used;
     return (int64_t)i;
+}
+
+static uint32_t rec32(const uint8_t *p, int swap)
+{
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+    return swap ? __builtin_bswap32(v) : v;
+}
+
+int64_t ebpfjit_pkt_run_pcap(const struct ebpfjit_runner *rn, const uint8_t *buf, uint64_t len,
+                             int swap, uint32_t max_rec, uint64_t max_n, uint32_t *verdicts,
+                             uint64_t *counts, uint64_t *consumed, int *stop)
+{
+    union pkt_model m;
+    struct ebpfjit_state *st = ebpfjit_enter();
+    struct ebpfjit_loop lp;
+    uint64_t n = 0, off = 0;
+    uint32_t incl, v;
+    int64_t r;
+
+    *consumed = 0;
+    *stop = 0;
+    if (!st) {
+        ebpfjit_nesting_failed();
+        *stop = 2;
+        return 0;
+    }
+    st->status = EBPFJIT_OK;
+    ebpfjit_loop_begin(&lp, rn->prog, st, rn->engine);
+    while (n < max_n && len - off >= 16) {
+        incl = rec32(buf + off + 8, swap);
+        if (incl > max_rec) {
+            *stop = 1;
+            break;
+        }
+        if (len - off - 16 < incl)
+            break;
+        /* The packet is copied into the model by pkt_once: the file's bytes stay read-only. */
+        r = pkt_once(rn, &lp, &m, buf + off + 16, incl);
+        if (r < 0) {
+            *stop = r == EBPFJIT_PKT_REFUSED ? 3 : 2;
+            break;
+        }
+        v = (uint32_t)r;
+        verdicts[n++] = v;
+        counts[v < EBPFJIT_COUNTED_VERDICTS ? v : EBPFJIT_COUNTED_VERDICTS]++;
+        off += 16 + (uint64_t)incl;
+    }
+    ebpfjit_loop_end(&lp);
+    clear_run(st);
+    ebpfjit_leave();
+    *consumed = off;
+    return (int64_t)n;
 }
 
 static struct ebpfjit_skb *skb_of(struct ebpfjit_state *st, uint64_t ctx)

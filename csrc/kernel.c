@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,6 +16,41 @@ long ebpfjit_sys_bpf(int cmd, void *attr, unsigned int size)
 {
     long r = syscall(__NR_bpf, cmd, attr, size);
     return r < 0 ? -(long)errno : r;
+}
+
+#define TEST_RUN_ROOM 4096
+
+int64_t ebpfjit_kernel_test_run_batch(uint32_t prog_fd, const char *data, const uint32_t *lens,
+                                      uint64_t n, uint32_t *retvals, char *out, uint64_t out_cap,
+                                      uint32_t *out_lens, uint64_t *out_used, long *err)
+{
+    struct ebpfjit_bpf_test_run_attr attr;
+    uint64_t i, off = 0, used = 0, room;
+    long r;
+
+    *err = 0;
+    for (i = 0; i < n; i++) {
+        room = (uint64_t)lens[i] + TEST_RUN_ROOM;
+        if (out_cap - used < room)
+            break;
+        memset(&attr, 0, sizeof(attr));
+        attr.prog_fd = prog_fd;
+        attr.data_in = (uint64_t)(uintptr_t)(data + off);
+        attr.data_size_in = lens[i];
+        attr.data_out = (uint64_t)(uintptr_t)(out + used);
+        attr.data_size_out = (uint32_t)room;
+        r = ebpfjit_sys_bpf(BPF_PROG_TEST_RUN, &attr, sizeof(attr));
+        if (r < 0) {
+            *err = r;
+            break;
+        }
+        retvals[i] = attr.retval;
+        out_lens[i] = attr.data_size_out < room ? attr.data_size_out : (uint32_t)room;
+        used += out_lens[i];
+        off += lens[i];
+    }
+    *out_used = used;
+    return (int64_t)i;
 }
 
 #define SAME(ours, field, theirs, theirs_field)                                        \

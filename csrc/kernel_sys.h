@@ -175,5 +175,14 @@ struct ebpfjit_bpf_map_info {
 
 /* bpf(cmd, attr, size): the new fd or 0 on success, -errno on failure (never sets errno). */
 long ebpfjit_sys_bpf(int cmd, void *attr, unsigned int size);
+/* One BPF_PROG_TEST_RUN (repeat 1) per packet from C, for `ebpfjit compare` over a capture:
+ * packets laid end to end in `data` (lengths `lens`); retvals[i] and the output packet appended
+ * to `out` (out_lens[i] bytes; each packet gets len + 4096 bytes of room, as kernel.py's
+ * test_run). Returns the packets run; it stops early with *err = 0 when `out` has no room for
+ * the next one, and with *err = -errno when the kernel refused a run (that packet not run). */
+int64_t ebpfjit_kernel_test_run_batch(uint32_t prog_fd, const char *data, const uint32_t *lens,
+                                      uint64_t n, uint32_t *retvals, char *out, uint64_t out_cap,
+                                      uint32_t *out_lens, uint64_t *out_used, long *err);
+
 
 #endif /* EBPFJIT_KERNEL_SYS_H */

@@ -84,6 +84,18 @@ int64_t ebpfjit_pkt_run_batch_out(const struct ebpfjit_runner *rn, const char *d
                                   char *out, uint64_t out_cap, uint32_t *out_lens,
                                   uint64_t *out_used);
 
+/* Classic-pcap records run straight from the file's bytes (`ebpfjit run --pcap` without output):
+ * the complete records at the start of buf[0..len) (headers in the file's byte order, swap != 0
+ * when it is not the host's), at most max_n, each packet on a fresh model as in
+ * ebpfjit_pkt_run_batch, its verdict stored in verdicts[i] and counted in counts[verdict] when
+ * below EBPFJIT_COUNTED_VERDICTS (counts[EBPFJIT_COUNTED_VERDICTS]: the others). Returns the
+ * records run; *consumed: the bytes they occupied. *stop says why it stopped early: 0 the end of
+ * the complete records (or max_n), 1 a record longer than max_rec (not consumed), 2 the next
+ * packet faulted (the state's status says how; not consumed), 3 the model refused it. */
+int64_t ebpfjit_pkt_run_pcap(const struct ebpfjit_runner *rn, const uint8_t *buf, uint64_t len,
+                             int swap, uint32_t max_rec, uint64_t max_n, uint32_t *verdicts,
+                             uint64_t *counts, uint64_t *consumed, int *stop);
+
 void ebpfjit_install_builtin_helpers(struct ebpfjit_env *env);
 int ebpfjit_trace_enable(struct ebpfjit_env *env);
 int64_t ebpfjit_trace_read(struct ebpfjit_env *env, char *buf, uint64_t len);

@@ -30,6 +30,7 @@ from . import pcap
 __all__ = ["CHUNK_PACKETS", "Chunk", "chunks", "RunSummary", "run_capture", "Progress"]
 
 CHUNK_PACKETS = 8192
+PKT_OUT_MAX = runtime.PKT_OUT_MAX       # the largest output packet of a run (compare sizes by it)
 _READ_SIZE = 1 << 20
 
 
@@ -173,6 +174,7 @@ class RunSummary:
     written: int = 0
     counts: Counter = field(default_factory=Counter)     # verdict name -> packets
     seconds: float = 0.0
+    prog_type: int = 0
 
 
 def run_capture(prog, path, engine: str = "interp", budget: int | None = None, *,
@@ -192,17 +194,125 @@ def run_capture(prog, path, engine: str = "interp", budget: int | None = None, *
     loaded = prog._prepare(engine)
     writer = pcap.PcapWriter(output, nanosecond=True) if output is not None else None
     need_out = writer is not None or on_packet is not None
-    summary = RunSummary()
+    summary = RunSummary(prog_type=prog.type)
     t0 = time.perf_counter()
     try:
-        _run_chunks(prog, path, engine, budget, loaded, model, writer, keep, progress, on_packet,
-                    summary, need_out)
+        if need_out or not _run_classic_direct(prog, path, engine, budget, loaded, model,
+                                               progress, summary):
+            _run_chunks(prog, path, engine, budget, loaded, model, writer, keep, progress,
+                        on_packet, summary, need_out)
     except pcap.PcapTruncated as err:
         summary.seconds = time.perf_counter() - t0
         err.summary = summary
         raise
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+_DIRECT_READ = 4 << 20      # bytes read at a time by the direct path
+
+
+def _run_classic_direct(prog, path, engine, budget, loaded, model, progress,
+                        summary: RunSummary) -> bool:
+    """Run a classic Ethernet pcap with no output wanted straight from the file's bytes: one C
+    call per read buffer scans the records, runs each packet and counts the verdicts (no chunk,
+    no per-packet Python object). Returns False, having run nothing, for other formats."""
+    with open(path, "rb") as f:
+        reader = pcap.PcapReader(f, os.fspath(path))
+        if reader.format != "pcap" or reader.linktype != pcap.LINKTYPE_ETHERNET:
+            return False
+        swap = (reader.byteorder == "<") != (sys.byteorder == "little")
+        buf = bytearray(_DIRECT_READ + pcap.MAX_RECORD + 16)
+        view = memoryview(buf)
+        start = end = 0
+        offset = reader.offset              # file offset of buf[start]
+        max_n = _DIRECT_READ // 16 + 1      # records a buffer can hold, at most
+        verdicts = array.array("I", bytes(4 * max_n))
+        counts = array.array("Q", bytes(8 * (runtime.COUNTED_VERDICTS + 1)))
+        eof = False
+        try:
+            while True:
+                try:
+                    n, consumed, stop = loaded.run_pcap_records(
+                        model, buf, start, end, swap, pcap.MAX_RECORD, max_n, verdicts, counts,
+                        engine, budget)
+                except ExecutionError as err:
+                    _fault_in_capture(err, summary.packets + err.batch_index, path)
+                    summary.packets += err.batch_index
+                    _count_others(summary, verdicts, err.batch_index, counts)
+                    raise
+                summary.packets += n
+                start += consumed
+                offset += consumed
+                _count_others(summary, verdicts, n, counts)
+                if stop == 1:
+                    incl = _record_len(buf, start, swap)
+                    raise pcap.PcapError(f"record length {incl} exceeds the limit of "
+                                         f"{pcap.MAX_RECORD} bytes (snaplen {reader.snaplen})",
+                                         reader.path, offset, summary.packets)
+                if stop == 3:
+                    _refused(prog, bytes(buf[start + 16:start + 16 + _record_len(buf, start, swap)]),
+                             engine, summary.packets, path)
+                if progress is not None and n:
+                    progress.update(summary.packets)
+                if eof:
+                    _check_tail(buf, start, end, swap, reader, offset, summary.packets)
+                    return True
+                if start:
+                    buf[:end - start] = buf[start:end]
+                    end -= start
+                    start = 0
+                got = f.readinto(view[end:])
+                eof = not got
+                end += got
+        finally:
+            _add_counts(summary, counts, prog.type)
+
+
+def _check_tail(buf, start, end, swap, reader, offset, index) -> None:
+    """At the end of the file: bytes left after the complete records are a truncated record."""
+    left = end - start
+    if not left:
+        return
+    if left < 16:
+        raise pcap.PcapTruncated(f"truncated record header ({left} of 16 bytes)", reader.path,
+                                 offset, index)
+    incl = _record_len(buf, start, swap)
+    raise pcap.PcapTruncated(f"truncated packet: {left - 16} of {incl} bytes", reader.path,
+                             offset + 16, index)
+
+
+def _count_others(summary: RunSummary, verdicts, n: int, counts) -> None:
+    """Verdicts >= COUNTED_VERDICTS, which C only counted together, by value (rare)."""
+    if counts[runtime.COUNTED_VERDICTS]:
+        for v in verdicts[:n]:
+            if v >= runtime.COUNTED_VERDICTS:
+                summary.counts[verdict_name(summary.prog_type, v)] += 1
+        counts[runtime.COUNTED_VERDICTS] = 0
+
+
+def _add_counts(summary: RunSummary, counts, ptype) -> None:
+    for v in range(runtime.COUNTED_VERDICTS):
+        if counts[v]:
+            summary.counts[verdict_name(ptype, v)] += counts[v]
+            counts[v] = 0
+
+
+def _fault_in_capture(err: ExecutionError, index: int, path) -> None:
+    err.packet_index = index
+    if hasattr(err, "add_note"):
+        err.add_note(f"in packet {index} of {os.fspath(path)}")
+
+
+def _refused(prog, packet: bytes, engine: str, index: int, path) -> None:
+    """The test-run model refused the packet: its own test run raises the reason."""
+    try:
+        prog.test_run(packet, engine=engine)
+    except Exception as err:
+        if hasattr(err, "add_note"):
+            err.add_note(f"in packet {index} of {os.fspath(path)}")
+        raise
+    raise pcap.PcapError("the test-run model refused the packet", os.fspath(path), None, index)
 
 
 def _run_chunks(prog, path, engine, budget, loaded, model, writer, keep, progress, on_packet,
@@ -223,10 +333,7 @@ def _run_chunks(prog, path, engine, budget, loaded, model, writer, keep, progres
                 done, used = loaded.run_chunk(model, chunk.data[off:], lens, verdicts, engine,
                                               budget, out, out_lens if need_out else None)
             except ExecutionError as err:
-                index = chunk.first + pos + err.batch_index
-                err.packet_index = index
-                if hasattr(err, "add_note"):
-                    err.add_note(f"in packet {index} of {os.fspath(path)}")
+                _fault_in_capture(err, chunk.first + pos + err.batch_index, path)
                 _count(summary, verdicts, 0, err.batch_index, ptype, names)
                 summary.packets += err.batch_index
                 raise
@@ -247,17 +354,8 @@ def _run_chunks(prog, path, engine, budget, loaded, model, writer, keep, progres
             pos += done
             summary.packets += done
             if done < len(lens) and (out is None or len(out) - used >= runtime.PKT_OUT_MAX):
-                # The test-run model refused the packet: its own test run raises the reason.
-                packet = bytes(chunk.data[off:off + lens[done]])
-                index = chunk.first + pos
-                try:
-                    prog.test_run(packet, engine=engine)
-                except Exception as err:
-                    if hasattr(err, "add_note"):
-                        err.add_note(f"in packet {index} of {os.fspath(path)}")
-                    raise
-                raise pcap.PcapError("the test-run model refused the packet", os.fspath(path),
-                                     None, index)
+                _refused(prog, bytes(chunk.data[off:off + lens[done]]), engine,
+                         chunk.first + pos, path)
         if progress is not None:
             progress.update(summary.packets)
 

@@ -85,6 +85,13 @@ def _one_program(args):
 def cmd_asm(args) -> int:
     from ..isa.asm import assemble
     code = assemble(_read_input(args.file).decode())
+    if _wants_json(args):
+        if args.output not in (None, "-"):
+            with open(args.output, "wb") as f:
+                f.write(code)
+        _emit_json(args, {"insns": len(code) // 8, "bytes": len(code), "hex": code.hex(),
+                          "output": args.output if args.output not in (None, "-") else None})
+        return 0
     if args.output in (None, "-"):
         sys.stdout.buffer.write(code) if args.binary else print(code.hex())
     else:
@@ -200,19 +207,29 @@ def cmd_run(args) -> int:
 
 def _emitted(obj, report: dict, show: bool) -> dict[str, list[bytes]]:
     """What the run emitted, printed (or put in `report`): bpf_printk lines as trace_pipe shows
-    them, then every ring-buffer record in hex (consumed, as a libbpf reader would). Returns
-    the records of each ring buffer."""
+    them, then every ring-buffer record (consumed, as a libbpf reader would), decoded through
+    BTF when ebpfjit.objects.records finds its type, else in hex. Returns the records of each
+    ring buffer."""
+    import json
+
+    from ..objects.records import decode_records
     from ..objects.spec import MapType
     trace = obj.trace_log()
-    records = {name: m.poll() for name, m in obj.maps.items() if m.spec.type is MapType.RINGBUF}
+    records = {name: decode_records(obj.spec.btf, m.spec, m.poll())
+               for name, m in obj.maps.items() if m.spec.type is MapType.RINGBUF}
     report["trace"] = trace
-    report["ringbuf"] = {name: [r.hex() for r in recs] for name, recs in records.items()}
+    report["ringbuf"] = {name: [r.to_json() for r in recs] for name, recs in records.items()}
     if show:
         for line in trace:
             print(f"bpf_printk: {line}")
         for name, recs in records.items():
             for index, rec in enumerate(recs):
-                print(f"ringbuf {name} record {index} ({len(rec)} bytes): {rec.hex(' ')}")
+                if rec.type_name is not None:
+                    print(f"ringbuf {name} record {index} ({rec.type_name}): "
+                          f"{json.dumps(rec.value)}")
+                else:
+                    print(f"ringbuf {name} record {index} ({len(rec.data)} bytes): "
+                          f"{rec.data.hex(' ')}")
     return records
 
 
@@ -265,6 +282,13 @@ def cmd_map(args) -> int:
     from ..api.loader import load
     obj = load(args.file)
     if args.map_command == "list":
+        if _wants_json(args):
+            _emit_json(args, [{"index": index, "name": map_name,
+                               "type": m.spec.type.name.lower(), "flags": m.spec.flags,
+                               "key_size": m.spec.key_size, "value_size": m.spec.value_size,
+                               "max_entries": m.spec.max_entries}
+                              for index, (map_name, m) in enumerate(obj.maps.items())])
+            return 0
         for index, (map_name, m) in enumerate(obj.maps.items()):
             spec = m.spec
             print(f"{index}: {spec.type.name.lower()}  name {map_name}  flags {spec.flags:#x}")
@@ -274,15 +298,29 @@ def cmd_map(args) -> int:
     for map_name in names:
         if map_name not in obj.maps:
             raise EbpfError(f"{args.file}: no map named {map_name!r}; maps: {', '.join(obj.maps)}")
-        if len(names) > 1 and not args.json:
+    if _wants_json(args):
+        # One document: a map's entries (bpftool's JSON), or {name: entries} for every map.
+        dumps = {map_name: obj.maps[map_name].dump() for map_name in names}
+        _emit_json(args, dumps[args.map] if args.map else dumps)
+        return 0
+    for map_name in names:
+        if len(names) > 1:
             print(f"map {map_name}:")
-        print(format_map_dump(obj.maps[map_name], json_output=args.json))
+        print(format_map_dump(obj.maps[map_name], json_output=False))
     return 0
 
 
 def cmd_dump(args) -> int:
     _, prog, _ = _one_program(args)
     prog.opt_level = args.opt_level
+    if _wants_json(args):
+        report = {}
+        if args.ir:
+            report["ir"] = prog.llvm_ir(optimized=args.optimized).splitlines()
+        if args.asm or not args.ir:
+            report["asm"] = prog.native_asm(target=args.target).splitlines()
+        _emit_json(args, report)
+        return 0
     if args.ir:
         print(prog.llvm_ir(optimized=args.optimized))
     if args.asm or not args.ir:
@@ -297,6 +335,9 @@ def cmd_compile(args) -> int:
                       maps=prog._jit_maps())
     with open(args.output, "wb") as f:
         f.write(obj)
+    if _wants_json(args):
+        _emit_json(args, {"output": args.output, "bytes": len(obj),
+                          "target": args.target or "host"})
     return 0
 
 
@@ -326,7 +367,6 @@ def cmd_conformance(args) -> int:
 
 def cmd_cache(args) -> int:
     """`cache info` / `cache clear` for the on-disk JIT cache (ebpfjit.cache)."""
-    import json
     import warnings
 
     from ..jit.cache import CacheWarning, CompileCache, cache_enabled
@@ -336,17 +376,17 @@ def cmd_cache(args) -> int:
         info = cache.info()
     if args.cache_command == "clear":
         removed = cache.clear() if info["trusted"] else 0
-        if args.json:
-            print(json.dumps({"directory": info["directory"], "removed": removed,
-                              "refused": info["refused"]}))
+        if _wants_json(args):
+            _emit_json(args, {"directory": info["directory"], "removed": removed,
+                              "refused": info["refused"]})
         elif info["trusted"]:
             print(f"removed {removed} entries from {info['directory']}")
     else:
         info = {k: info[k] for k in ("directory", "trusted", "refused", "entries", "bytes",
                                      "max_bytes")}
         info["enabled"] = cache_enabled()
-        if args.json:
-            print(json.dumps(info))
+        if _wants_json(args):
+            _emit_json(args, info)
         else:
             state = "private" if info["trusted"] else "refused"
             if not info["enabled"]:
@@ -391,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("-o", "--output", help="output file (default: hex on stdout)")
     p.add_argument("--binary", action="store_true", help="write raw bytes to stdout")
+    add_json_args(p)
     p.set_defaults(func=cmd_asm)
 
     p = sub.add_parser("disasm", help="disassemble bytecode or an ELF object")
@@ -431,10 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = map_sub.add_parser("dump", help="dump a map's entries (as after loading)")
     q.add_argument("file")
     q.add_argument("--map", help="map name (default: every map)")
-    q.add_argument("-j", "--json", action="store_true", help="bpftool's JSON format")
+    add_json_args(q)
     q.set_defaults(func=cmd_map)
     q = map_sub.add_parser("list", help="list the maps of an object")
     q.add_argument("file")
+    add_json_args(q)
     q.set_defaults(func=cmd_map)
 
     p = sub.add_parser("dump", help="print the LLVM IR and/or native assembly of a program")
@@ -444,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimized", action="store_true", help="IR after optimisation")
     p.add_argument("--target", choices=("x86_64", "aarch64"), default=None)
     p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3))
+    add_json_args(p)
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser("compile", help="emit a relocatable native object file")
@@ -451,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("x86_64", "aarch64"), default=None)
     p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3))
     p.add_argument("-o", "--output", required=True)
+    add_json_args(p)
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("conformance", help="run a directory of bpf_conformance .data files")
@@ -467,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         q = cache_sub.add_parser(name, help=text)
         q.add_argument("--dir", help="cache folder (default: EBPFJIT_CACHE_DIR, XDG_CACHE_HOME/ebpfjit "
                                      "or ~/.cache/ebpfjit)")
-        q.add_argument("-j", "--json", action="store_true", help="JSON output")
+        add_json_args(q)
         q.set_defaults(func=cmd_cache)
 
     from ..oracle.compare import add_compare_parser

@@ -113,13 +113,57 @@ class Report:
     sizes: dict[str, int]             # engine -> native code bytes ("kernel", "jit")
     notes: list[str] = field(default_factory=list)
     asm: str | None = None
+    # Packets compared, how many agreed, and engine -> verdict name -> packets. A capture is
+    # compared in chunks and only the rows worth showing are kept, so these are counted as the
+    # chunks go (None: computed from `rows`, which then holds every packet).
+    total: int | None = None
+    agreed: int | None = None
+    counts: dict | None = None
 
     @property
     def agree(self) -> bool:
-        return all(r.agree for r in self.rows) and not self.map_diffs
+        return all(r.agree for r in self.rows) and not self.map_diffs and \
+            (self.agreed is None or self.agreed == self.total)
+
+    @property
+    def packets_total(self) -> int:
+        return len(self.rows) if self.total is None else self.total
+
+    @property
+    def packets_agreed(self) -> int:
+        return sum(1 for r in self.rows if r.agree) if self.agreed is None else self.agreed
 
     def format(self, all_rows: bool = False) -> str:
         return format_report(self, all_rows)
+
+    def to_json(self, all_rows: bool = False) -> dict:
+        """The report as `compare -j` prints it: the same facts as the text (verdict counts
+        per engine by name, the disagreeing rows or with `all_rows` every row, maps, timings,
+        code sizes, notes) with verdicts both as numbers and names."""
+        ptype = _prog_type_of(self)
+        agree, total = self.packets_agreed, self.packets_total
+
+        def row(r: PacketRow) -> dict:
+            return {"index": r.index, "length": r.length,
+                    "verdicts": {e: r.verdicts.get(e) for e in self.engines},
+                    "verdict_names": {e: None if r.verdicts.get(e) is None
+                                      else verdict_name(ptype, r.verdicts[e])
+                                      for e in self.engines},
+                    "verdict_agree": r.verdict_agree, "output_agree": r.output_agree,
+                    "output_diff": r.output_diff() or None, "errors": r.errors}
+        return {
+            "file": self.path, "program": self.program, "type": self.prog_type,
+            "engines": list(self.engines), "agree": self.agree,
+            "packets": {"total": total, "agree": agree, "disagree": total - agree},
+            "verdicts": {e: dict(sorted(_engine_counts(self, e, ptype).items()))
+                         for e in self.engines},
+            "rows": [row(r) for r in self.rows if all_rows or not r.agree],
+            "maps": {"compared": list(self.maps_compared),
+                     "differ": [{"map": d.map, "key": d.key, "values": d.values}
+                                for d in self.map_diffs]},
+            "timing": {"repeat": self.repeat, "ns_per_run": dict(self.timings)},
+            "native_bytes": dict(self.sizes), "notes": list(self.notes),
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,13 +235,19 @@ def _object_code_size(obj: bytes) -> int:
 # --------------------------------------------------------------------------------------------
 
 def _varying_entries(path: str, program: str, packets: Sequence[bytes],
-                     maps_compared: Sequence[str]) -> set[tuple[str, str]]:
+                     maps_compared: Sequence[str], capture=None) -> set[tuple[str, str]]:
     """(map, key) pairs whose values differ between two identical interpreter runs: they hold
     timestamps or random numbers, so no two engines (or runs) can be expected to agree on them."""
     from ..api.loader import load
     dumps = []
     for _ in range(2):
         obj = load(path)
+        if capture is not None:     # streamed through C; a fault ends this pass early
+            from ..capture.stream import run_capture
+            try:
+                run_capture(obj.programs[program], capture, "interp")
+            except EbpfError:
+                pass
         for pkt in packets:
             try:
                 _run_ours(obj.programs[program], "interp", pkt)
@@ -314,10 +364,123 @@ def _kernel_run_limitation(pspec) -> str | None:
     return None
 
 
+def _ours_chunk(prog, engine: str, chunk) -> list[tuple[int | None, bytes | None, str | None]]:
+    """(verdict, output packet, error) of every packet of a stream.Chunk on one of our engines,
+    through the C batch path; a packet that faults or that the model refuses gets its error and
+    the chunk goes on after it."""
+    import array
+
+    from ..capture.stream import PKT_OUT_MAX
+    from ..errors import ExecutionError
+    loaded, model = prog._prepare(engine), prog._packet_model()
+    n = len(chunk)
+    verdicts = array.array("I", bytes(4 * n))
+    out_lens = array.array("I", bytes(4 * n))
+    out = bytearray(max(1 << 20, 2 * PKT_OUT_MAX))
+    res: list[tuple[int | None, bytes | None, str | None]] = []
+    pos = off = 0
+    while pos < n:
+        lens = chunk.lens[pos:]
+        fault = None
+        try:
+            done, used = loaded.run_chunk(model, chunk.data[off:], lens, verdicts, engine, None,
+                                          out, out_lens)
+        except ExecutionError as err:
+            done, used, fault = err.batch_index, 0, err
+        o = 0
+        for i in range(done):
+            res.append((verdicts[i], bytes(out[o:o + out_lens[i]]), None))
+            o += out_lens[i]
+        off += sum(lens[:done])
+        pos += done
+        if pos == n:
+            break
+        if fault is None and len(out) - used < PKT_OUT_MAX:
+            continue                            # `out` was full: drained, go on
+        if fault is None:                       # refused: its own test run says why
+            try:
+                v, data_out, _ = _run_ours(prog, engine, bytes(chunk.data[off:off + lens[done]]))
+                res.append((v, data_out, None))
+            except EbpfError as exc:
+                res.append((None, None, f"{type(exc).__name__}: {exc}"))
+        else:
+            res.append((None, None, f"{type(fault).__name__}: {fault}"))
+        off += lens[done]
+        pos += 1
+    return res
+
+
+def _kernel_chunk(kprog, chunk) -> list[tuple[int | None, bytes | None, str | None]]:
+    """The same from the kernel: BPF_PROG_TEST_RUN per packet in one C loop
+    (KernelProgram.test_run_batch), on one CPU (see pinned_to_one_cpu)."""
+    n = len(chunk)
+    res: list[tuple[int | None, bytes | None, str | None]] = []
+    pos = off = 0
+    with pinned_to_one_cpu():
+        while pos < n:
+            rets, outs, err = kprog.test_run_batch(chunk.data[off:], chunk.lens[pos:])
+            res += [(r, o, None) for r, o in zip(rets, outs)]
+            off += sum(chunk.lens[pos:pos + len(rets)])
+            pos += len(rets)
+            if err is not None:
+                res.append((None, None, f"{type(err).__name__}: {err}"))
+                off += chunk.lens[pos]
+                pos += 1
+    return res
+
+
+def _stream_rows(capture, engines, ours, kprog, ptype, all_rows: bool, progress):
+    """Compare every packet of `capture` chunk by chunk. Returns (rows kept: the disagreeing
+    ones, or all with `all_rows`; totals {"total", "agreed", "counts": engine -> Counter of
+    verdict names}; a sample of TIMING_SAMPLE packets drawn uniformly over the capture)."""
+    import random
+    from collections import Counter
+
+    from ..capture.stream import chunks
+    counts = {e: Counter() for e in engines}
+    total = agreed = 0
+    rows: list[PacketRow] = []
+    sample: list[bytes] = []
+    pick = random.Random(0)         # reservoir sampling, the same sample every run
+    for chunk in chunks(capture):
+        results = {}
+        for e in engines:
+            results[e] = (_kernel_chunk(kprog, chunk) if e == "kernel"
+                          else _ours_chunk(ours[e][1], e, chunk))
+        off = 0
+        for i in range(len(chunk)):
+            length = chunk.lens[i]
+            verdicts, outputs, errors = {}, {}, {}
+            for e in engines:
+                v, o, err = results[e][i]
+                verdicts[e], outputs[e] = v, o
+                if err is not None:
+                    errors[e] = err
+                counts[e]["error" if err is not None else verdict_name(ptype, v)] += 1
+            row = PacketRow(chunk.first + i, length, verdicts, outputs, errors)
+            index = chunk.first + i
+            if row.agree:
+                agreed += 1
+            if all_rows or not row.agree:
+                rows.append(row)
+            if len(sample) < TIMING_SAMPLE:
+                sample.append(bytes(chunk.data[off:off + length]))
+            else:
+                j = pick.randrange(index + 1)
+                if j < TIMING_SAMPLE:
+                    sample[j] = bytes(chunk.data[off:off + length])
+            off += length
+        total += len(chunk)
+        if progress is not None:
+            progress.update(total)
+    return rows, {"total": total, "agreed": agreed, "counts": counts}, sample
+
+
 def compare_object(path: str | os.PathLike, program: str | None = None,
                    packets: Sequence[bytes] | None = None, repeat: int = 1000, *,
                    engines: Sequence[str] = ENGINES, asm: bool = False,
-                   opt_level: int = 2) -> Report:
+                   opt_level: int = 2, capture: str | os.PathLike | None = None,
+                   all_rows: bool = True, progress=None) -> Report:
     """Run one program of an ELF object on every engine and compare.
 
     Args:
@@ -335,6 +498,13 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
             object's prog_arrays, so its prog_arrays are filled as ours are.
         asm: also build the side-by-side disassembly (`Report.asm`).
         opt_level: our JIT's optimisation level.
+        capture: a pcap/pcapng file to take the packets from instead of `packets`. For packet
+            types it is streamed: chunks of packets go through our C batch path and one C loop
+            of BPF_PROG_TEST_RUN calls, so memory does not grow with the capture; the Report
+            then keeps only the disagreeing rows unless `all_rows`, with the totals and
+            per-verdict counts in `total`/`agreed`/`counts`, and times a sample of
+            TIMING_SAMPLE packets drawn over the whole capture.
+        progress: a stream.Progress updated after each chunk.
     Returns:
         A Report; `.agree` is False on any disagreement.
     Raises:
@@ -346,8 +516,15 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     from ..objects import elf
     from ..objects.spec import ProgType
     path = os.fspath(path)
-    packets = [bytes(p) for p in (packets if packets is not None else [DEFAULT_PACKET])]
     spec = elf.load_spec(path)
+    streamed = False
+    if capture is not None:
+        from ..capture.pcap import iter_ethernet
+        pspec0 = spec.programs.get(program) if program else (
+            next(iter(spec.programs.values())) if len(spec.programs) == 1 else None)
+        streamed = pspec0 is not None and pspec0.type in _packet_types()
+        packets = [] if streamed else [p.data for p in iter_ethernet(capture)]
+    packets = [bytes(p) for p in (packets if packets is not None else [DEFAULT_PACKET])]
     if program is None:
         if len(spec.programs) != 1:
             raise EbpfError(f"{path} holds {len(spec.programs)} programs "
@@ -397,7 +574,12 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
 
     rows: list[PacketRow] = []
     kernel_unavailable = None
-    for i, pkt in enumerate(packets):
+    stats = None
+    if streamed:
+        kprog = kobj.programs[program] if kobj is not None else None
+        rows, stats, packets = _stream_rows(capture, engines, ours, kprog, pspec.type, all_rows,
+                                            progress)
+    for i, pkt in enumerate(packets if not streamed else ()):
         verdicts: dict[str, int | None] = {}
         outputs: dict[str, bytes | None] = {}
         errors: dict[str, str] = {}
@@ -430,7 +612,8 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     # A map whose values differ between two identical runs holds times or random numbers; which
     # entries a run touches may be random too (a random slot), so the whole map is compared by
     # key only.
-    varying = {name for name, _ in _varying_entries(path, program, packets, maps_compared)}
+    varying = {name for name, _ in _varying_entries(path, program, () if streamed else packets,
+                                                    maps_compared, capture if streamed else None)}
     for name in sorted(varying):
         notes.append(f"map {name}: some values differ between two identical runs (time or "
                      f"randomness); its entries are compared by key only")
@@ -447,8 +630,9 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     # Timing, then sizes.
     timings: dict[str, float] = {}
     timed = timing_sample(packets)
-    if repeat > 0 and len(timed) < len(packets):
-        notes.append(f"timing: {len(timed)} of {len(packets)} packets, spread over the input, "
+    n_packets = stats["total"] if stats else len(packets)
+    if repeat > 0 and len(timed) < n_packets:
+        notes.append(f"timing: {len(timed)} of {n_packets} packets, spread over the input, "
                      f"{repeat} runs each")
     if repeat > 0:
         for e in engines:
@@ -488,8 +672,12 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
             text = side_by_side(kinfo, our_prog.code, opt_level, maps=our_prog._jit_maps())
     if kobj is not None:
         kobj.close()
-    return Report(path, program, pspec.type.name.lower(), engines, rows, map_diffs,
-                  maps_compared, timings, repeat, sizes, notes, text)
+    rep = Report(path, program, pspec.type.name.lower(), engines, rows, map_diffs,
+                 maps_compared, timings, repeat, sizes, notes, text)
+    if stats is not None:
+        rep.total, rep.agreed = stats["total"], stats["agreed"]
+        rep.counts = {e: dict(stats["counts"][e]) for e in engines}
+    return rep
 
 
 # --------------------------------------------------------------------------------------------
@@ -656,17 +844,23 @@ def timing_sample(packets: Sequence[bytes], n: int = TIMING_SAMPLE) -> list[byte
 
 def _verdict_summary(rep: Report) -> list[str]:
     """One line per engine: packets per verdict name, and the agree/disagree counts."""
-    from collections import Counter
     ptype = _prog_type_of(rep)
     out = []
-    agree = sum(1 for r in rep.rows if r.agree)
-    out.append(f"packets: {len(rep.rows)}; agree {agree}, disagree {len(rep.rows) - agree}")
+    agree, total = rep.packets_agreed, rep.packets_total
+    out.append(f"packets: {total}; agree {agree}, disagree {total - agree}")
     for e in rep.engines:
-        counts = Counter("error" if e in r.errors else
-                         "-" if r.verdicts.get(e) is None else verdict_name(ptype, r.verdicts[e])
-                         for r in rep.rows)
+        counts = _engine_counts(rep, e, ptype)
         out.append(f"  {e}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
     return out
+
+
+def _engine_counts(rep: Report, engine: str, ptype):
+    """Packets per verdict name on one engine ("error": it raised, "-": it did not run)."""
+    from collections import Counter
+    if rep.counts is not None:
+        return Counter(rep.counts.get(engine, {}))
+    return Counter("error" if engine in r.errors else "-" if r.verdicts.get(engine) is None
+                   else verdict_name(ptype, r.verdicts[engine]) for r in rep.rows)
 
 
 def _prog_type_of(rep: Report) -> int:
@@ -698,7 +892,7 @@ def format_report(rep: Report, all_rows: bool = False) -> str:
         rows.append(cells)
     if rows:
         out += _table(headers, rows)
-    elif rep.rows:
+    elif rep.packets_total:
         out.append("(no disagreeing packets; --all lists every packet)")
     for r in shown:
         for e, msg in r.errors.items():
@@ -738,6 +932,10 @@ def _packets_from_args(args) -> list[bytes] | None:
     if args.pcap:
         from ..capture.pcap import iter_ethernet
         return [p.data for p in iter_ethernet(args.pcap)]
+    return _single_packet_from_args(args)
+
+
+def _single_packet_from_args(args) -> list[bytes] | None:
     if args.data_file:
         with open(args.data_file, "rb") as f:
             return [f.read()]
@@ -752,14 +950,29 @@ def cmd_compare(args) -> int:
         if e not in ENGINES:
             raise EbpfError(f"unknown engine {e!r}; expected some of {', '.join(ENGINES)}")
     try:
-        rep = compare_object(args.file, args.program, _packets_from_args(args), args.repeat,
-                             engines=engines, asm=args.asm, opt_level=args.opt_level)
+        from ..capture.stream import Progress
+        progress = Progress(label="compare: ") if args.pcap else None
+        try:
+            rep = compare_object(args.file, args.program, _single_packet_from_args(args),
+                                 args.repeat, engines=engines, asm=args.asm,
+                                 opt_level=args.opt_level, capture=args.pcap,
+                                 all_rows=args.all, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close(progress.packets)
     except KernelError as exc:
         print(f"ebpfjit: error: the kernel refused the program: {exc}", file=sys.stderr)
         if exc.log:
             print(exc.log.rstrip()[-4000:], file=sys.stderr)
         return 1
-    print(rep.format(all_rows=args.all))
+    if getattr(args, "json", False) or getattr(args, "pretty", False):
+        import json
+        report = rep.to_json(all_rows=args.all)
+        if rep.asm:
+            report["asm"] = rep.asm.splitlines()
+        print(json.dumps(report, indent=4 if args.pretty else None))
+    else:
+        print(rep.format(all_rows=args.all))
     return 0 if rep.agree else 1
 
 
@@ -784,6 +997,8 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
                    help="print the kernel's and our x86-64 code side by side")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma list (default: all)")
     p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3))
+    p.add_argument("-j", "--json", action="store_true", help="JSON output (as bpftool -j)")
+    p.add_argument("-p", "--pretty", action="store_true", help="indented JSON (implies -j)")
     p.set_defaults(func=cmd_compare)
     return p
 

@@ -806,6 +806,43 @@ class KernelProgram(_FdOwner):
             ctx_out = ffi.buffer(cout, min(attr.ctx_size_out, ctx_size_out))[:] if cout else None
         return TestRun(attr.retval, data_out, attr.duration, ctx_out)
 
+    def test_run_batch(self, data, lens) -> tuple[list[int], list[bytes], KernelError | None]:
+        """One BPF_PROG_TEST_RUN per packet, driven from C (csrc/kernel_sys.h
+        ebpfjit_kernel_test_run_batch): `data` holds the packets end to end, `lens` (array('I'))
+        their lengths. Returns (retvals, output packets, error): on a refused run the lists stop
+        before that packet and `error` says why (the caller decides whether to go on)."""
+        import array
+        ffi, lib = _lib()
+        if self.fd < 0:
+            raise KernelError(f"{self._what()} is closed", errno=_errno.EBADF)
+        n, pos, off = len(lens), 0, 0
+        retvals = array.array("I", bytes(4 * n))
+        out_lens = array.array("I", bytes(4 * n))
+        out = bytearray(max(1 << 20, max(lens, default=0) + 4096))
+        used = ffi.new("uint64_t *")
+        err = ffi.new("long *")
+        rets: list[int] = []
+        outs: list[bytes] = []
+        cdata = ffi.from_buffer(data)
+        while pos < n:
+            done = lib.ebpfjit_kernel_test_run_batch(
+                self.fd, cdata + off, ffi.from_buffer("uint32_t[]", lens) + pos, n - pos,
+                ffi.from_buffer("uint32_t[]", retvals, require_writable=True),
+                ffi.from_buffer(out, require_writable=True), len(out),
+                ffi.from_buffer("uint32_t[]", out_lens, require_writable=True), used, err)
+            o = 0
+            for i in range(done):
+                rets.append(retvals[i])
+                outs.append(bytes(out[o:o + out_lens[i]]))
+                o += out_lens[i]
+                off += lens[pos + i]
+            pos += done
+            if err[0]:
+                code = -err[0]
+                return rets, outs, KernelError(f"{self._what()} test run failed with "
+                                               f"{errno_name(code)}", errno=code)
+        return rets, outs, None
+
     # -- introspection ---------------------------------------------------------------------
 
     def info(self) -> ProgInfo:

@@ -553,6 +553,41 @@ class LoadedProgram:
                     raise
         return done, used
 
+    def run_pcap_records(self, ctx: int, buf, start: int, end: int, swap: bool, max_rec: int,
+                         max_n: int, verdicts, counts, engine: str = "interp",
+                         budget: int | None = None) -> tuple[int, int, int]:
+        """Run the packets of the complete classic-pcap records in buf[start:end] straight from
+        those bytes, each on a fresh model `ctx`, in one C loop (csrc/contexts.h
+        ebpfjit_pkt_run_pcap): verdicts go to `verdicts` (array('I'), len >= max_n) and are
+        counted into `counts` (array('Q') of COUNTED_VERDICTS + 1; the last: larger values).
+        Returns (records run, bytes consumed, stop): stop 0 the records ended, 1 a record is
+        longer than max_rec, 3 the model refused the next packet. A fault raises
+        ExecutionError with `batch_index` (the record's index from `start`)."""
+        e = _engine_code(engine)
+        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise EbpfError("engine 'jit' requested but no JIT function is set")
+        budget = DEFAULT_BUDGET if budget is None else budget
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1, not {budget}")
+        if (max_n < 0 or len(verdicts) < max_n or len(counts) < COUNTED_VERDICTS + 1
+                or not 0 <= start <= end <= len(buf)):
+            raise ValueError("run_pcap_records: max_n, counts or the buffer range does not fit")
+        consumed = ffi.new("uint64_t *")
+        stop = ffi.new("int *")
+        n = lib.ebpfjit_pkt_run_pcap(
+            self._packet_runner(ctx, e, budget), ffi.from_buffer(buf) + start, end - start,
+            1 if swap else 0, max_rec, max_n,
+            ffi.from_buffer("uint32_t[]", verdicts, require_writable=True),
+            ffi.from_buffer("uint64_t[]", counts, require_writable=True), consumed, stop)
+        if stop[0] == 2:
+            st = thread_state()
+            try:
+                self._raise(st, budget)
+            except ExecutionError as err:
+                err.batch_index = int(n)
+                raise
+        return int(n), int(consumed[0]), int(stop[0])
+
     def _run_slow(self, mem, engine, budget, r1, r2) -> int:
         e = _engine_code(engine)
         if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:

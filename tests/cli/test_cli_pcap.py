@@ -146,3 +146,20 @@ def test_compare_reads_cooked_capture(capsys):
     status, out, _ = run_cli(capsys, "compare", EXAMPLE, "--pcap", PCAPS / "any_sll2.pcap",
                              "--engines", "interp,jit", "--repeat", "2")
     assert status == 0 and "packets: 4; agree 4, disagree 0" in out
+
+
+@pytest.mark.parametrize("extra", [[], ["-o", "OUT"]], ids=["direct", "chunks"])
+def test_refused_packet_is_an_error_on_both_paths(tmp_path, capsys, extra):
+    """A 10-byte frame is refused by the XDP test-run model (EINVAL, as the kernel): the run
+    stops with the test run's error, whether the records run straight from the file (no
+    output) or through chunks (-o)."""
+    path = tmp_path / "short.pcap"
+    frames = [pcap.read_file(TRAFFIC)[0].data, bytes(10)]
+    with open(path, "wb") as f:
+        writer = pcap.PcapWriter(f)
+        for i, frame in enumerate(frames):
+            writer.write_raw(frame, i * 1000, len(frame))
+    argv = [a if a != "OUT" else tmp_path / "out.pcap" for a in extra]
+    status, out, err = run_cli(capsys, "run", EXAMPLE, "--pcap", path, *argv)
+    assert status == 1 and out == ""
+    assert "XDP test run refused the input (errno 22" in err and "packet 10 bytes" in err
