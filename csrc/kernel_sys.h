@@ -12,6 +12,7 @@
 #define EBPFJIT_KERNEL_SYS_H
 
 #include <stdint.h>
+/* cffi:begin */
 
 #define EBPFJIT_BPF_OBJ_NAME_LEN 16
 #define EBPFJIT_BPF_TAG_SIZE 8
@@ -176,4 +177,5 @@ struct ebpfjit_bpf_map_info {
 /* bpf(cmd, attr, size): the new fd or 0 on success, -errno on failure (never sets errno). */
 long ebpfjit_sys_bpf(int cmd, void *attr, unsigned int size);
 
+/* cffi:end */
 #endif /* EBPFJIT_KERNEL_SYS_H */
