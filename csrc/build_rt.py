@@ -1,8 +1,9 @@
 """cffi out-of-line API-mode build of the C runtime `ebpfjit._rt`.
 
 Every `csrc/*.h` is #included (sorted; each is self-contained) and every `csrc/*.c` compiled;
-every `csrc/cdef/*.h` (sorted) is the cffi declaration text. Adding a C component therefore
-means adding files, never editing this script.
+the cffi declaration text is generated from the headers' `/* cffi:begin */ ... /* cffi:end */`
+sections (csrc/cdefgen.py), so C declares each type and prototype once. Adding a C component
+therefore means adding files, never editing this script.
 
 `python csrc/build_rt.py` builds the module in place (into ebpfjit/) for development; the build
 goes to a temporary name and is renamed into place so concurrent test runs never import a
@@ -15,11 +16,9 @@ import sys
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _read(path):
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+# setup.py's cffi_modules execs this file without csrc/ on sys.path.
+sys.path.insert(0, HERE)
+import cdefgen  # noqa: E402
 
 
 def _string_op_flags() -> list[str]:
@@ -52,8 +51,9 @@ def make_ffibuilder(absolute_paths: bool = False) -> FFI:
         return os.path.abspath(p) if absolute_paths else os.path.relpath(p, root)
 
     builder = FFI()
-    builder.cdef("\n".join(_read(p) for p in sorted(glob.glob(os.path.join(HERE, "cdef", "*.h")))))
-    headers = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.h")))
+    header_paths = sorted(glob.glob(os.path.join(HERE, "*.h")))
+    builder.cdef(cdefgen.generate(header_paths))
+    headers = [os.path.basename(p) for p in header_paths]
     debug = os.environ.get("EBPFJIT_DEBUG_BUILD") == "1"
     builder.set_source(
         "ebpfjit._rt",

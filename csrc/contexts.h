@@ -11,7 +11,7 @@
  * page, XDP_PACKET_HEADROOM is 256, sizeof(struct xdp_frame) is 40, and the tailroom reserved
  * for struct skb_shared_info is SKB_DATA_ALIGN(320) = 320.
  *
- * csrc/cdef/30_contexts.h declares this file for cffi; keep the two in step.
+ * Its cffi section is declared to cffi as written (csrc/cdefgen.py generates the cdef).
  */
 #ifndef EBPFJIT_CONTEXTS_H
 #define EBPFJIT_CONTEXTS_H
@@ -20,6 +20,7 @@
 
 #include "ebpfjit_rt.h"
 #include "runtime_api.h"
+/* cffi:begin */
 
 #define EBPFJIT_PAGE_SIZE 4096
 #define EBPFJIT_XDP_HEADROOM 256        /* XDP_PACKET_HEADROOM */
@@ -188,6 +189,7 @@ uint64_t ebpfjit_helper_probe_read_kernel(uint64_t, uint64_t, uint64_t, uint64_t
 uint64_t ebpfjit_helper_probe_read_kernel_str(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 uint64_t ebpfjit_helper_loop(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
+/* cffi:end */
 /* Callback values (`lddw rX, func`, src=4): EBPFJIT_CALLBACK_TAG | absolute pc of the
  * callback's first instruction in the running program. A constant, so jitted code stays
  * process-independent; see ebpfjit_invoke_callback (maps.h) for how it is called. */

@@ -6,14 +6,15 @@
  * never baked into machine code as an address: compiled code is therefore process-independent
  * and can be cached on disk.
  *
- * csrc/cdef/00_core.h declares the same types for cffi; keep the two in step (cffi checks the
- * struct layouts against this header when it compiles the module).
+ * Everything inside the cffi section markers below is declared to cffi as written
+ * (csrc/cdefgen.py generates the cdef from it at build time): one declaration, in C.
  */
 #ifndef EBPFJIT_RT_H
 #define EBPFJIT_RT_H
 
 #include <stddef.h>
 #include <stdint.h>
+/* cffi:begin */
 
 #define EBPFJIT_STACK_SIZE 512
 #define EBPFJIT_MAX_FRAMES 8          /* main program + 7 nested bpf-to-bpf calls (kernel) */
@@ -239,4 +240,5 @@ int ebpfjit_interp_is_callback(const struct ebpfjit_prog *prog, uint32_t pc);
 uint64_t ebpfjit_interp_call(struct ebpfjit_prog *prog, struct ebpfjit_state *st, uint32_t pc,
                              uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 
+/* cffi:end */
 #endif

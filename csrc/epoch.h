@@ -10,12 +10,13 @@
  * a Python helper): deferred work runs once it is due, from ebpfjit_reclaim, which every
  * deferral and the end of a thread's outermost run (while work is pending) call.
  *
- * csrc/cdef/15_epoch.h mirrors the part Python uses.
+ * Its cffi section is what the generated cffi declarations take from it (csrc/cdefgen.py).
  */
 #ifndef EBPFJIT_EPOCH_H
 #define EBPFJIT_EPOCH_H
 
 #include <stdint.h>
+/* cffi:begin */
 
 /* A run starts / ends on this thread (nestable; only the outermost counts). */
 void ebpfjit_epoch_enter(void);
@@ -36,4 +37,5 @@ uint64_t ebpfjit_deferred_pending(void);
 /* Is a run active on this thread (a Python helper's caller)? Then it must not wait. */
 int ebpfjit_epoch_in_run(void);
 
+/* cffi:end */
 #endif

@@ -2,7 +2,7 @@
  *
  * They take the run's state explicitly (no ebpfjit_current() TLS lookup) and skip the argument
  * re-validation of the generic helpers where the lowering has proved the argument itself.
- * csrc/cdef/40_jit_support.h mirrors this file for cffi.
+ * Its cffi section is declared to cffi as written (csrc/cdefgen.py generates the cdef).
  */
 #ifndef EBPFJIT_JIT_SUPPORT_H
 #define EBPFJIT_JIT_SUPPORT_H
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "ebpfjit_rt.h"
+/* cffi:begin */
 
 /* bpf_map_lookup_elem(map, key) for a call site where the lowering proved that `map` is
  * st->env->maps[i] as loaded by a `lddw src=1` (so no registry scan), that `key` points into
@@ -27,4 +28,5 @@ struct ebpfjit_jit_import {
 };
 const struct ebpfjit_jit_import *ebpfjit_jit_imports(uint32_t *count);
 
+/* cffi:end */
 #endif

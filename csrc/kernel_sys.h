@@ -12,6 +12,7 @@
 #define EBPFJIT_KERNEL_SYS_H
 
 #include <stdint.h>
+/* cffi:begin */
 
 #define EBPFJIT_BPF_OBJ_NAME_LEN 16
 #define EBPFJIT_BPF_TAG_SIZE 8
@@ -185,4 +186,5 @@ int64_t ebpfjit_kernel_test_run_batch(uint32_t prog_fd, const char *data, const 
                                       uint32_t *out_lens, uint64_t *out_used, long *err);
 
 
+/* cffi:end */
 #endif /* EBPFJIT_KERNEL_SYS_H */

@@ -10,7 +10,7 @@
  * hash maps take a per-map spinlock for writes and are read lock-free under a sequence count;
  * LPM tries, queues/stacks and ring buffers take a per-map spinlock for every operation.
  *
- * csrc/cdef/20_maps.h declares the public part of this file for cffi.
+ * The public part (its cffi section) is declared to cffi as written (csrc/cdefgen.py).
  */
 #ifndef EBPFJIT_MAPS_H
 #define EBPFJIT_MAPS_H
@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "ebpfjit_rt.h"
+/* cffi:begin */
 
 /* uapi names carry an EBPFJIT_ prefix: the cffi module also includes <linux/bpf.h> users. */
 #define EBPFJIT_BPF_ANY 0
@@ -254,6 +255,7 @@ uint64_t ebpfjit_helper_ringbuf_discard(uint64_t, uint64_t, uint64_t, uint64_t, 
 uint64_t ebpfjit_helper_ringbuf_query(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 uint64_t ebpfjit_helper_for_each_map_elem(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
+/* cffi:end */
 /* --- internal, shared by maps.c, lpm.c, ringbuf.c -------------------------------------- */
 
 void ebpfjit_map_lock(uint32_t *lock);

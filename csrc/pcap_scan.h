@@ -1,6 +1,7 @@
 #ifndef EBPFJIT_PCAP_SCAN_H
 #define EBPFJIT_PCAP_SCAN_H
 #include <stdint.h>
+/* cffi:begin */
 /* Parse the complete classic-pcap records at the start of buf[0..len) (record headers in the
  * file's byte order: swap != 0 when it is not the host's), at most max_n of them: each packet's
  * bytes are appended to `out` (while out_cap allows) and its header to hdr[4*i..4*i+3] (ts_sec,
@@ -14,4 +15,5 @@ int64_t ebpfjit_pcap_scan(const uint8_t *buf, uint64_t len, int swap, uint32_t m
  * counts[verdict]; returns how many were not counted (larger values). */
 #define EBPFJIT_COUNTED_VERDICTS 16
 uint64_t ebpfjit_count_verdicts(const uint32_t *verdicts, uint64_t n, uint64_t *counts);
+/* cffi:end */
 #endif

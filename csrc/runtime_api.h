@@ -1,7 +1,7 @@
 /* runtime_api.h: runtime.c exports beyond the core ABI of ebpfjit_rt.h (owned by the runtime).
  *
  * Declared here (not in ebpfjit_rt.h) because they serve the Python glue and the JIT's calls into
- * C; csrc/cdef/10_runtime.h mirrors this file for cffi.
+ * C; its cffi section is declared to cffi as written (csrc/cdefgen.py generates the cdef).
  *
  * Conventions both engines follow, so that they fail identically:
  *  - Budget (instructions): code between two charge points is a forward-only segment (it
@@ -38,6 +38,7 @@
 #define EBPFJIT_RUNTIME_API_H
 
 #include "ebpfjit_rt.h"
+/* cffi:begin */
 
 /* bpf_spin_lock (id 93) / bpf_spin_unlock (id 94) faults, and those of a BPF_F_LOCK
  * bpf_map_update_elem (id 2: SELF, NO_OWNER, TIMEOUT), are EBPFJIT_ERR_HELPER with
@@ -86,9 +87,9 @@ uint64_t ebpfjit_now_ns(void);
  * returns st->status. */
 int32_t ebpfjit_helper_status(struct ebpfjit_state *st, int32_t pc);
 
-/* Defined by cffi (extern "Python+C" in cdef/10_runtime.h): calls the Python callable
- * registered for `id` in `env`. */
-uint64_t ebpfjit_py_helper(struct ebpfjit_env *env, uint32_t id, uint64_t r1, uint64_t r2,
+/* Defined by cffi (the marker below makes it extern "Python+C" in the generated cdef): calls
+ * the Python callable registered for `id` in `env`. */
+/* cffi:extern "Python+C" */ uint64_t ebpfjit_py_helper(struct ebpfjit_env *env, uint32_t id, uint64_t r1, uint64_t r2,
                            uint64_t r3, uint64_t r4, uint64_t r5);
 
 /* The C trampoline for helper id (each id has its own, so the 5-argument signature is kept and
@@ -183,4 +184,5 @@ void ebpfjit_loop_begin(struct ebpfjit_loop *lp, struct ebpfjit_prog *prog,
 int32_t ebpfjit_loop_run(struct ebpfjit_loop *lp, uint64_t r1, uint64_t r2);
 void ebpfjit_loop_end(struct ebpfjit_loop *lp);
 
+/* cffi:end */
 #endif
