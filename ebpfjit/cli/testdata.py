@@ -51,7 +51,8 @@ def _conformance_dir() -> Path:
         return Path(os.environ[CONFORMANCE_ENV])
     if os.environ.get("EBPFJIT_SHARED"):
         return Path(os.environ["EBPFJIT_SHARED"]) / "conformance"
-    return Path(__file__).resolve().parents[2] / "shared" / "conformance"
+    # This file is <checkout>/ebpfjit/cli/testdata.py: parents[3] holds the checkout.
+    return Path(__file__).resolve().parents[3] / "shared" / "conformance"
 
 
 CONFORMANCE_DIR = _conformance_dir()

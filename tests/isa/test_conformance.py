@@ -131,3 +131,13 @@ def _minimal_elf(text: bytes) -> bytes:
     body = header + text + shstr
     body += bytes(sh_off - len(body))
     return body + null + text_sh + str_sh
+
+
+def test_default_conformance_dir_is_beside_the_checkout(monkeypatch):
+    # Without any setting the vectors are looked for in ../shared/conformance next to the
+    # checkout, wherever the module lives inside the package.
+    from ebpfjit.cli import testdata
+    from tests.support.paths import ROOT
+    monkeypatch.delenv(testdata.CONFORMANCE_ENV, raising=False)
+    monkeypatch.delenv("EBPFJIT_SHARED", raising=False)
+    assert testdata._conformance_dir() == ROOT.resolve().parent / "shared" / "conformance"
