@@ -23,7 +23,8 @@ How the comparison is aligned:
 Must not import: cli.
 
 Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.capture, ebpfjit.errors, ebpfjit.jit, ebpfjit.objects,
-    ebpfjit.oracle.asmalign, ebpfjit.oracle.kernel
+    ebpfjit.oracle.asmalign, ebpfjit.oracle.bpf_syscall, ebpfjit.oracle.jited_disasm,
+    ebpfjit.oracle.kernel
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ from ..errors import EbpfError, KernelError, KernelUnavailable
 from ..objects.elf import code_size
 from ..objects.verdicts import verdict_name
 from . import kernel
-from .kernel import capstone_for_host, errno_name
+from .bpf_syscall import errno_name
+from .jited_disasm import capstone_for_host
 
 ENGINES = (*(e.value for e in Engine), "kernel")   # our engines, then the oracle
 DEFAULT_PACKET = bytes.fromhex(

@@ -59,7 +59,7 @@ class Harness(engines.Harness):
             # Callbacks run jitted, not in the interpreter, whenever the program has a
             # `lddw rX, func` (without one there is no callback entry: nothing can call it).
             from ebpfjit.isa.insn import decode, iter_pcs
-            from ebpfjit.jit.lower.function import callback_target
+            from ebpfjit.jit.lower.analysis import callback_target
             has_targets = any(callback_target(pc, insn) is not None
                               for pc, insn in iter_pcs(decode(code)))
             assert bool(prog.ptr.jit_callback) == has_targets

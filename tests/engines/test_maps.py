@@ -878,8 +878,8 @@ def test_helpers_for_each_map_elem(engine):
 
 def kernel_next_key(km, key):
     """get_next_key for a KernelMap (None at the end), through its fd."""
-    from ebpfjit.oracle import kernel
-    ffi_, lib_ = kernel._lib()
+    from ebpfjit.oracle import bpf_syscall, kernel
+    ffi_, lib_ = bpf_syscall.ffi_lib()
     attr = ffi_.new("struct ebpfjit_bpf_map_elem_attr *")
     attr.map_fd = km.fd
     if isinstance(key, int):

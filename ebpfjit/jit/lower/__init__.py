@@ -2,11 +2,13 @@
 
 Must not import: ebpfjit.jit, ebpfjit.runtime (jit.py passes the runtime's state layout in).
 
-Imports: ebpfjit.jit.lower.function, ebpfjit.jit.lower.lowering_context
+Imports: ebpfjit.jit.lower.analysis, ebpfjit.jit.lower.entries,
+    ebpfjit.jit.lower.lowering_context
 """
 from __future__ import annotations
 
-from .function import analyze_program, describe, lower_program
+from .analysis import analyze_program, describe
+from .entries import lower_program
 from .lowering_context import (
     CALLBACK_NAME,
     ENTRY_NAME,

@@ -1,11 +1,7 @@
-"""eBPF instructions -> LLVM IR, one LLVM function per eBPF function (entry + local-call targets).
+"""Pass 2 of the lowering: `FunctionLowerer` turns one eBPF function into one LLVM function.
 
-Pass 1 (`analyze_program`) finds the functions, their leaders (function start, jump targets, the
-pc after a jump/exit) and, with a small forward dataflow, the registers that hold `r10 + const`
-at each pc: an access through such a register whose whole range lies inside the frame is emitted
-as a GEP from the frame's alloca with no bounds check. Pass 2 (`FunctionLowerer`) creates a
-`pc{N}` block per leader and lowers each instruction through tables keyed by `isa` facts
-(`Kind`, `AluOp`, `JmpOp`), inside an error context naming the pc.
+It creates a `pc{N}` block per leader (analysis.py) and lowers each instruction through tables
+keyed by `isa` facts (`Kind`, `AluOp`, `JmpOp`), inside an error context naming the pc.
 
 Semantics are those of the C interpreter (csrc/interp.c), bit for bit: 32-bit results are
 zero-extended, 64-bit immediates sign-extended, division never traps (RFC 9669: x/0 = 0,
@@ -14,32 +10,38 @@ LLVM `nsw`/`nuw`/`exact` flags. All bounds-check emission is in `FunctionLowerer
 
 Must not import: ebpfjit.jit, ebpfjit.runtime (the layout arrives through LoweringContext).
 
-Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.jit.lower.budget, ebpfjit.jit.lower.cgutils,
-    ebpfjit.jit.lower.lowering_context, ebpfjit.objects
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.jit.lower.analysis, ebpfjit.jit.lower.cgutils,
+    ebpfjit.jit.lower.lowering_context, ebpfjit.jit.lower.switch
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 
 from llvmlite import ir
 
 from ...errors import JitError
-from ...isa.insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction, iter_pcs
+from ...isa.insn import CALL_HELPER, CALL_KFUNC, CALL_LOCAL, Instruction
 from ...isa.opcodes import AluOp, AtomicOp, Class, JmpOp, Kind, Source
-from ...objects.spec import PSEUDO_FUNC
 from . import cgutils
-from .budget import segment_charges
+from .analysis import (
+    CALLED_MAIN,
+    FP,
+    MAYBE_FP,
+    NUM_REGS,
+    FunctionInfo,
+    ProgramInfo,
+    callback_target,
+    covered_accesses,
+    describe,
+    is_fp,
+    proven_frame_offset,
+)
 from .cgutils import byte_gep, const
 from .lowering_context import (
-    CALLBACK_NAME,
     CALLBACK_TAG,
-    ENTRY_NAME,
     ERR_BAD_INSN,
     ERR_CALL_DEPTH,
     ERR_FALL_OFF,
-    ERR_HELPER,
     ERR_OOB_LOAD,
     ERR_OOB_STORE,
     ERR_UNKNOWN_HELPER,
@@ -57,542 +59,16 @@ from .lowering_context import (
     STACK_BYTES,
     LoweringContext,
 )
+from .switch import switch_tree
 
-NUM_REGS = 11
 # Internal st->status a callee leaves when a packet load ended the run (entry turns it into OK).
 EARLY_EXIT = 0x7FFFFFFF
-FP = 10
 HELPER_FNTY = ir.FunctionType(I64, [I64] * 5)
 MAP_ARRAY = 2                  # BPF_MAP_TYPE_ARRAY
 MAP_F_RDONLY_PROG = 1 << 7     # BPF_F_RDONLY_PROG: the value arena is read-only to programs
 # fault_info flag of a BAD_INSN fault: the map differs from the one the code was compiled for.
 MAP_MISMATCH = 1 << 32
 
-try:   # the disassembler is optional: IR comments fall back to opcode names
-    from ...isa.disasm import format_insn as _format_insn
-except Exception:  # pragma: no cover - depends on a concurrently written module
-    _format_insn = None
-
-
-def describe(insn: Instruction, pc: int) -> str:
-    """Text of one instruction for IR comments and error messages."""
-    if _format_insn is not None:
-        try:
-            return _format_insn(insn, pc)
-        except Exception:
-            pass
-    return (f"{insn.info.name} dst=r{insn.dst} src=r{insn.src} off={insn.off} "
-            f"imm={insn.imm:#x}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Pass 1: functions, leaders and the frame-pointer dataflow
-# ---------------------------------------------------------------------------------------------
-
-# Register facts: an int c means "r10 + c" (a frame pointer); NOT_FP an ordinary value;
-# MAYBE_FP a value that may derive from the frame pointer on some path.
-NOT_FP = "int"
-MAYBE_FP = "maybe"
-
-
-def _join(a, b):
-    if a == b:
-        return a
-    return MAYBE_FP
-
-
-def _is_fp(value) -> bool:
-    return value is MAYBE_FP or isinstance(value, int) and not isinstance(value, bool)
-
-
-def _access_base(insn: Instruction) -> int | None:
-    kind = insn.kind
-    if kind in (Kind.LDX, Kind.LDXSX):
-        return insn.src
-    if kind in (Kind.ST, Kind.STX, Kind.ATOMIC):
-        return insn.dst
-    return None
-
-
-def proven_frame_offset(insn: Instruction, state) -> int | None:
-    """Byte offset from the frame's end of a memory access proven inside the frame, else None."""
-    base = _access_base(insn)
-    if base is None or state is None:
-        return None
-    value = state[base]
-    if not _is_fp(value) or value is MAYBE_FP:
-        return None
-    lo = value + insn.off
-    if lo >= -STACK_BYTES and lo + insn.info.size <= 0:
-        return lo
-    return None
-
-
-def _reads(insn: Instruction) -> tuple[int, ...]:
-    """Registers whose *values* the instruction consumes (memory bases handled separately)."""
-    kind = insn.kind
-    info = insn.info
-    if kind is Kind.ALU:
-        if info.op is AluOp.MOV:
-            return (insn.src,) if info.source is Source.X else ()
-        return (insn.dst, insn.src) if info.source is Source.X else (insn.dst,)
-    if kind in (Kind.NEG, Kind.ENDIAN):
-        return (insn.dst,)
-    if kind is Kind.JCOND:
-        return (insn.dst, insn.src) if info.source is Source.X else (insn.dst,)
-    if kind is Kind.CALL:
-        return (1, 2, 3, 4, 5)
-    if kind is Kind.CALLX:
-        return (insn.dst, 1, 2, 3, 4, 5)
-    if kind is Kind.EXIT:
-        return (0,)
-    if kind is Kind.LDABS:
-        return (6,)
-    if kind is Kind.LDIND:
-        return (6, insn.src)
-    if kind is Kind.STX:
-        return (insn.src,)
-    if kind is Kind.ATOMIC:
-        return (insn.src, 0) if insn.imm == AtomicOp.CMPXCHG else (insn.src,)
-    return ()
-
-
-def fp_transfer(insn: Instruction, state: tuple) -> tuple[tuple, bool]:
-    """(state after `insn`, whether a frame-derived value is used as a plain integer)."""
-    kind = insn.kind
-    info = insn.info
-    regs = list(state)
-    escapes = False
-    base = _access_base(insn)
-    if base is not None and _is_fp(state[base]) and proven_frame_offset(insn, state) is None:
-        escapes = True
-    copy = (kind is Kind.ALU and info.op is AluOp.MOV and info.cls is Class.ALU64
-            and info.source is Source.X and insn.off == 0)
-    offset_fp = (kind is Kind.ALU and info.cls is Class.ALU64 and info.source is Source.K
-                 and info.op in (AluOp.ADD, AluOp.SUB) and _is_fp(state[insn.dst]))
-    if copy:
-        regs[insn.dst] = state[insn.src]
-    elif offset_fp:
-        cur = state[insn.dst]
-        if cur is MAYBE_FP:
-            regs[insn.dst] = MAYBE_FP
-        else:
-            regs[insn.dst] = cur + insn.imm if info.op is AluOp.ADD else cur - insn.imm
-    else:
-        for reg in _reads(insn):
-            if _is_fp(state[reg]):
-                escapes = True
-        for reg in insn.writes:
-            regs[reg] = NOT_FP
-    regs[FP] = 0
-    return tuple(regs), escapes
-
-
-@dataclass
-class FunctionInfo:
-    start: int
-    end: int                      # one past the last slot of the function
-    name: str
-    pcs: list[int] = field(default_factory=list)
-    leaders: set[int] = field(default_factory=set)
-    has_calls: bool = False
-    states: dict[int, tuple] = field(default_factory=dict)   # fp facts at entry of each pc
-    needs_fp_value: bool = False  # the frame address is used as an integer somewhere
-    map_states: dict[int, tuple] | None = None   # map facts at entry of each pc (_map_dataflow)
-    # The program's first function lowered once more as an ordinary subprogram, for bpf-to-bpf
-    # calls to pc 0: the entry function has the runner's signature and starts at depth 1.
-    called_copy: bool = False
-
-    @property
-    def is_entry(self) -> bool:
-        return self.start == 0 and not self.called_copy
-
-    @property
-    def key(self) -> int | str:
-        """Its key in the table of LLVM functions (pc 0 has two: entry and called copy)."""
-        return CALLED_MAIN if self.called_copy else self.start
-
-
-@dataclass
-class ProgramInfo:
-    insns: dict[int, Instruction]
-    functions: list[FunctionInfo]
-    by_start: dict[int, FunctionInfo]
-    early_exit: bool = False     # a callee has a packet load (may end the run early)
-    charges: dict[int, int] = field(default_factory=dict)   # budget charge points (budget.py)
-    loop_heads: set[int] = field(default_factory=set)       # edges into these charge
-
-
-def _successors(pc: int, insn: Instruction, fn: FunctionInfo) -> list[int]:
-    kind = insn.kind
-    if kind is Kind.EXIT:
-        return []
-    nxt = pc + insn.slots
-    if kind is Kind.JA:
-        return [insn.branch_target(pc)]
-    out = [nxt] if nxt < fn.end else []
-    if kind is Kind.JCOND:
-        out.append(insn.branch_target(pc))
-    return out
-
-
-def analyze_program(insns: list[Instruction]) -> ProgramInfo:
-    """Pass 1: functions, leaders, frame-pointer facts. Raises JitError on structural problems."""
-    by_pc = dict(iter_pcs(insns))
-    nslots = sum(i.slots for i in insns)
-    starts = {0}
-    for pc, insn in by_pc.items():
-        if insn.kind is Kind.CALL and insn.src == CALL_LOCAL:
-            target = insn.branch_target(pc)
-            if target not in by_pc:
-                raise JitError(f"pc {pc} ({describe(insn, pc)}): call target {target} is not an "
-                               f"instruction")
-            starts.add(target)
-        target = callback_target(pc, insn)
-        if target is not None and target in by_pc:   # bpf_loop etc.: a function of its own
-            starts.add(target)
-    ordered = sorted(starts)
-    functions = []
-    for i, start in enumerate(ordered):
-        end = ordered[i + 1] if i + 1 < len(ordered) else nslots
-        name = ENTRY_NAME if start == 0 else f"ebpf_sub_pc{start}"
-        functions.append(FunctionInfo(start, end, name))
-    by_start = {fn.start: fn for fn in functions}
-    for fn in functions:
-        fn.pcs = [pc for pc in by_pc if fn.start <= pc < fn.end]
-        fn.leaders.add(fn.start)
-        for pc in fn.pcs:
-            insn = by_pc[pc]
-            kind = insn.kind
-            if kind in (Kind.CALL, Kind.CALLX):
-                fn.has_calls = True
-            if kind in (Kind.JA, Kind.JCOND):
-                target = insn.branch_target(pc)
-                if not fn.start <= target < fn.end or target not in by_pc:
-                    raise JitError(f"pc {pc} ({describe(insn, pc)}): jump target {target} is "
-                                   f"outside its function [{fn.start}, {fn.end})")
-                fn.leaders.add(target)
-            if kind in (Kind.JA, Kind.JCOND, Kind.EXIT) and pc + insn.slots < fn.end:
-                fn.leaders.add(pc + insn.slots)
-        _fp_dataflow(fn, by_pc)
-    early_exit = any(by_pc[pc].kind in (Kind.LDABS, Kind.LDIND)
-                     for fn in functions if not fn.is_entry for pc in fn.pcs)
-    if any(insn.kind is Kind.LDDW and insn.src in (1, 2) for insn in by_pc.values()):
-        for fn in functions:
-            fn.map_states = _map_dataflow(fn, by_pc)
-    return ProgramInfo(by_pc, functions, by_start, early_exit,
-                       *segment_charges(by_pc, set(by_start)))
-
-
-def _map_transfer(insn: Instruction, state: tuple) -> tuple:
-    """Map facts after `insn`: ("m", i) = the pointer env->maps[i] (lddw src=1), ("v", i, c) =
-    a value pointer of map i or NULL, plus c (a lookup in map i, lddw src=2, + constants)."""
-    kind = insn.kind
-    info = insn.info
-    regs = list(state)
-    if kind is Kind.LDDW:
-        index = insn.imm & 0xFFFFFFFF
-        regs[insn.dst] = (("m", index) if insn.src == 1 else
-                          ("v", index, (insn.imm >> 32) & 0xFFFFFFFF) if insn.src == 2 else None)
-    elif kind is Kind.ALU:
-        fact = state[insn.dst]
-        if (info.op is AluOp.MOV and info.cls is Class.ALU64 and info.source is Source.X
-                and insn.off == 0):
-            regs[insn.dst] = state[insn.src]
-        elif (info.op in (AluOp.ADD, AluOp.SUB) and info.cls is Class.ALU64
-              and info.source is Source.K and fact is not None and fact[0] == "v"):
-            delta = insn.imm if info.op is AluOp.ADD else -insn.imm
-            regs[insn.dst] = ("v", fact[1], fact[2] + delta)
-        else:
-            regs[insn.dst] = None
-    else:
-        for reg in insn.writes:
-            regs[reg] = None
-        fact = state[1]
-        if (kind is Kind.CALL and insn.src == CALL_HELPER and insn.imm == 1 and fact is not None
-                and fact[0] == "m"):
-            regs[0] = ("v", fact[1], 0)
-    return tuple(regs)
-
-
-def _forward_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction], entry,
-                      transfer: Callable, join: Callable) -> dict:
-    """The state at the entry of each reachable pc of `fn`, iterated to a fixpoint:
-    `transfer(pc, insn, state)` is the state after an instruction and `join(old, new)` merges
-    a new incoming state into a successor's (it must only move down a finite lattice)."""
-    states = {fn.start: entry}
-    work = [fn.start]
-    while work:
-        pc = work.pop()
-        insn = by_pc[pc]
-        out = transfer(pc, insn, states[pc])
-        for succ in _successors(pc, insn, fn):
-            old = states.get(succ)
-            new = out if old is None else join(old, out)
-            if new != old:
-                states[succ] = new
-                work.append(succ)
-    return states
-
-
-def _same_or_none(old: tuple, new: tuple) -> tuple:
-    """Per register, a fact both states agree on, else None."""
-    return tuple(a if a == b else None for a, b in zip(old, new))
-
-
-def _map_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[int, tuple]:
-    return _forward_dataflow(fn, by_pc, (None,) * NUM_REGS,
-                             lambda pc, insn, state: _map_transfer(insn, state), _same_or_none)
-
-
-def _arg_masks(fn: FunctionInfo, by_pc: dict[int, Instruction], arg: int,
-               arith: Callable[[Instruction, int], int]) -> dict[int, int]:
-    """Per pc, bit i set: ri may hold a value derived from the entry argument r`arg`.
-    `arith(insn, mask)` is the mask after an ALU/NEG/ENDIAN instruction (what "derived"
-    means is the caller's); loads, lddw, calls and fetching atomics overwrite their result."""
-    def transfer(pc: int, insn: Instruction, mask: int) -> int:
-        kind = insn.kind
-        if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN):
-            return arith(insn, mask)
-        for reg in insn.writes:
-            mask &= ~(1 << reg)
-        return mask
-
-    return _forward_dataflow(fn, by_pc, 1 << arg, transfer, lambda old, new: old | new)
-
-
-def _pointer_arith(insn: Instruction, mask: int) -> int:
-    # Pointers: 64-bit copies, `+`/`-`; anything else makes a plain number.
-    info = insn.info
-    if insn.kind is Kind.ALU and info.cls is Class.ALU64 and info.op in (AluOp.MOV, AluOp.ADD,
-                                                                         AluOp.SUB):
-        src = info.source is Source.X and mask >> insn.src & 1
-        if info.op is AluOp.MOV:
-            derived = src if info.source is Source.X and insn.off == 0 else 0
-        else:
-            derived = src or mask >> insn.dst & 1
-        return mask | (1 << insn.dst) if derived else mask & ~(1 << insn.dst)
-    return mask & ~(1 << insn.dst)
-
-
-def _value_arith(insn: Instruction, mask: int) -> int:
-    # Values: any arithmetic on a derived operand stays derived; a move of another value or
-    # a constant does not.
-    if insn.kind is not Kind.ALU:
-        return mask
-    info = insn.info
-    from_src = info.source is Source.X and mask >> insn.src & 1
-    from_dst = info.op is not AluOp.MOV and mask >> insn.dst & 1
-    return mask | (1 << insn.dst) if from_src or from_dst else mask & ~(1 << insn.dst)
-
-
-def _r1_mem_access(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
-    """Does the entry function access memory (not its proven frame) through a pointer derived
-    from its r1 argument (`r1 + const`, `r1 + var`, copies)? Then the entry is versioned on
-    `r1 == st->mem_base && r2 == st->mem_len` (the raw convention) so LLVM knows the region."""
-    for pc, mask in _arg_masks(fn, by_pc, 1, _pointer_arith).items():
-        insn = by_pc[pc]
-        base = _access_base(insn)
-        if (base is not None and mask >> base & 1
-                and proven_frame_offset(insn, fn.states.get(pc)) is None):
-            return True
-    return False
-
-
-def _r2_compared(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> bool:
-    """Does a conditional jump of the entry function test a value computed from its r2
-    argument (the length, in the raw convention)? Only then can the program's own checks
-    prove its accesses in the raw-convention copy, which is worth compiling a second copy."""
-    for pc, mask in _arg_masks(fn, by_pc, 2, _value_arith).items():
-        insn = by_pc[pc]
-        if insn.kind is Kind.JCOND:
-            tested = 1 << insn.dst | (1 << insn.src if insn.info.source is Source.X else 0)
-            if mask & tested:
-                return True
-    return False
-
-
-def _fp_dataflow(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> None:
-    states = _forward_dataflow(
-        fn, by_pc, tuple([NOT_FP] * FP + [0]),
-        lambda pc, insn, state: fp_transfer(insn, state)[0],
-        lambda old, new: tuple(_join(a, b) for a, b in zip(old, new)))
-    escapes = fn.has_calls
-    if not escapes:
-        for pc, state in states.items():
-            if fp_transfer(by_pc[pc], state)[1]:
-                escapes = True
-                break
-    fn.states = states
-    fn.needs_fp_value = escapes
-
-
-# ---------------------------------------------------------------------------------------------
-# Checked ranges: an access inside a range an earlier access already checked needs no check
-# ---------------------------------------------------------------------------------------------
-
-# Facts kept per program point (a bound on the analysis' work in long straight-line code).
-MAX_CHECKED_RANGES = 64
-
-
-def _new_value(regs: list, facts: frozenset, pc: int, dst: int) -> frozenset:
-    """`dst` gets a new value, named by `pc`. In a loop `pc` names the value of the latest
-    pass only: registers still holding an older one lose their name, ranges on it are gone."""
-    for reg, sym in enumerate(regs):
-        if sym is not None and sym[0] == pc:
-            regs[reg] = None
-    regs[dst] = (pc, 0)
-    if any(fact[0] == pc for fact in facts):
-        facts = frozenset(fact for fact in facts if fact[0] != pc)
-    return facts
-
-
-def _checked_transfer(pc: int, insn: Instruction, regs: tuple, facts: frozenset,
-                      frame_proven: bool):
-    """(regs, facts, cover) after `insn`. A register is (value, delta): `delta` bytes past the
-    value named `value` (a pc, or -i for argument ri at function entry), None when unknown.
-    A fact (value, lo, hi, write, site) says the access at `site` checked [value + lo,
-    value + hi) (for writing if `write`), and that site is on every path to here. `cover` is
-    (site, bytes past that site's pointer) when this instruction's access lies inside such a
-    range. Only runtime calls change the regions a check consults, so they drop every fact."""
-    kind = insn.kind
-    info = insn.info
-    out = list(regs)
-    cover = None
-    base = _access_base(insn)
-    if base is not None and not frame_proven and regs[base] is not None:
-        value, delta = regs[base]
-        lo = delta + insn.off
-        hi = lo + info.size
-        write = kind in (Kind.ST, Kind.STX, Kind.ATOMIC)
-        for fact in facts:
-            if fact[0] == value and fact[1] <= lo and hi <= fact[2] and (fact[3] or not write):
-                cover = (fact[4], lo - fact[1])
-                break
-        else:
-            if len(facts) < MAX_CHECKED_RANGES:
-                facts = facts | {(value, lo, hi, write, pc)}
-    if kind is Kind.ALU and info.cls is Class.ALU64 and insn.off == 0 and (
-            info.op is AluOp.MOV and info.source is Source.X):
-        out[insn.dst] = regs[insn.src]
-    elif (kind is Kind.ALU and info.cls is Class.ALU64 and info.source is Source.K
-          and info.op in (AluOp.ADD, AluOp.SUB) and regs[insn.dst] is not None):
-        value, delta = regs[insn.dst]
-        out[insn.dst] = (value, delta + insn.imm if info.op is AluOp.ADD else delta - insn.imm)
-    elif insn.writes:
-        if kind in (Kind.CALL, Kind.CALLX, Kind.LDABS, Kind.LDIND):
-            facts = frozenset()
-        result, *clobbered = insn.writes
-        for reg in clobbered:
-            out[reg] = None
-        facts = _new_value(out, facts, pc, result)
-    return tuple(out), facts, cover
-
-
-def covered_accesses(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[int, tuple]:
-    """pc -> (site, delta) for each access that lies inside a range the access at `site`
-    checked on every path to it: its pointer is `delta` bytes past that site's pointer, and it
-    needs no check of its own (a forward must-dataflow, intersecting facts at joins)."""
-    def transfer(pc: int, insn: Instruction, state: tuple):
-        frame_proven = proven_frame_offset(insn, fn.states.get(pc)) is not None
-        return _checked_transfer(pc, insn, *state, frame_proven)
-
-    entry = tuple((-i, 0) if 1 <= i <= 5 or i == FP else None for i in range(NUM_REGS))
-    states = _forward_dataflow(
-        fn, by_pc, (entry, frozenset()), lambda pc, insn, state: transfer(pc, insn, state)[:2],
-        lambda old, new: (_same_or_none(old[0], new[0]), old[1] & new[1]))
-    covered = {}
-    for pc, state in states.items():
-        cover = transfer(pc, by_pc[pc], state)[2]
-        if cover is not None:
-            covered[pc] = cover
-    return covered
-
-
-# ---------------------------------------------------------------------------------------------
-# Switch recovery: a compare tree on one register -> one LLVM `switch`
-# ---------------------------------------------------------------------------------------------
-
-SWITCH_MIN_NODES = 4       # compares in the tree (a shorter chain stays as branches)
-SWITCH_MAX_RANGE = 256     # values enumerated as cases (max constant - min constant + 3)
-SWITCH_MAX_NODES = 64
-
-_TREE_OPS = {
-    JmpOp.JEQ: lambda u, s, k, ks: u == k, JmpOp.JNE: lambda u, s, k, ks: u != k,
-    JmpOp.JGT: lambda u, s, k, ks: u > k, JmpOp.JGE: lambda u, s, k, ks: u >= k,
-    JmpOp.JLT: lambda u, s, k, ks: u < k, JmpOp.JLE: lambda u, s, k, ks: u <= k,
-    JmpOp.JSGT: lambda u, s, k, ks: s > ks, JmpOp.JSGE: lambda u, s, k, ks: s >= ks,
-    JmpOp.JSLT: lambda u, s, k, ks: s < ks, JmpOp.JSLE: lambda u, s, k, ks: s <= ks,
-}
-
-
-def _tree_compare(insn: Instruction, pc: int, fn: FunctionInfo, reg: int | None = None,
-                  cls=None) -> bool:
-    """Is `insn` at pc a forward `if reg <op> imm goto` (no JSET) whose both edges stay in
-    the function (a possible switch-tree node)?"""
-    info = insn.info
-    if (insn.kind is not Kind.JCOND or info.source is not Source.K or info.op not in _TREE_OPS
-            or reg is not None and (insn.dst != reg or info.cls is not cls)):
-        return False
-    target = insn.branch_target(pc)
-    return pc < target < fn.end and pc + 1 < fn.end and pc + 1 in fn.leaders
-
-
-def switch_tree(fn: FunctionInfo, by_pc: dict[int, Instruction], root: int):
-    """The compare tree rooted at the jcond at `root`, as (width, {value: leaf pc}), else None.
-
-    Nodes after the root are blocks holding nothing but `if R <op> K goto` on the root's
-    register R and width (so R is the same value in all of them) with forward edges only (no
-    budget is spent inside). A value's leaf is found by running the tree on it, so a `switch`
-    with these cases (default: the root's own compare) is the program's control flow."""
-    insn = by_pc[root]
-    if not _tree_compare(insn, root, fn):
-        return None
-    reg, cls = insn.dst, insn.info.cls
-    width = 32 if cls is Class.JMP32 else 64
-    nodes = {}
-    work = [root]
-    while work:
-        pc = work.pop()
-        if pc in nodes:
-            continue
-        nodes[pc] = by_pc[pc]
-        if len(nodes) > SWITCH_MAX_NODES:
-            return None
-        for succ in (pc + 1, by_pc[pc].branch_target(pc)):
-            nxt = by_pc.get(succ)
-            if (succ not in nodes and succ in fn.leaders and nxt is not None
-                    and _tree_compare(nxt, succ, fn, reg, cls)):
-                work.append(succ)
-    if len(nodes) < SWITCH_MIN_NODES:
-        return None
-    mask = (1 << width) - 1
-    sign = 1 << (width - 1)
-    consts = [(n.imm & mask) - ((n.imm & mask & sign) << 1) for n in nodes.values()]
-    lo, hi = min(consts) - 1, max(consts) + 1
-    if hi - lo + 1 > SWITCH_MAX_RANGE:
-        return None
-    cases = {}
-    for value in range(lo, hi + 1):
-        u = value & mask
-        signed = u - ((u & sign) << 1)
-        pc = root
-        while True:
-            node = nodes[pc]
-            k = node.imm & mask
-            taken = _TREE_OPS[node.info.op](u, signed, k, k - ((k & sign) << 1))
-            pc = node.branch_target(pc) if taken else pc + 1
-            if pc not in nodes or pc == root:
-                break
-        cases[u] = pc
-    if len(set(cases.values())) < SWITCH_MIN_NODES:
-        return None
-    return width, cases
-
-
-# ---------------------------------------------------------------------------------------------
-# Pass 2: lowering
-# ---------------------------------------------------------------------------------------------
 
 def _icmp_unsigned(op):
     return lambda b, x, y: b.icmp_unsigned(op, x, y)
@@ -612,9 +88,6 @@ JCOND_OPS = {
 }
 
 ATOMIC_RMW = {AtomicOp.ADD: "add", AtomicOp.OR: "or", AtomicOp.AND: "and", AtomicOp.XOR: "xor"}
-
-
-CALLED_MAIN = "called-main"
 
 
 class FunctionLowerer:
@@ -1346,7 +819,7 @@ class FunctionLowerer:
         ebpfjit_jit_map_lookup; otherwise the generic call."""
         fact = self.map_fact(1)
         key = self.state[2] if self.state is not None else None
-        if fact is None or fact[0] != "m" or not _is_fp(key) or key is MAYBE_FP:
+        if fact is None or fact[0] != "m" or not is_fp(key) or key is MAYBE_FP:
             return False
         if not -STACK_BYTES <= key < 0 or not self.fn.needs_fp_value:
             return False
@@ -1620,143 +1093,3 @@ LOWER_KIND = {
     Kind.STX: FunctionLowerer.lower_st,
     Kind.ATOMIC: FunctionLowerer.lower_atomic,
 }
-
-
-def lower_program(insns: list[Instruction], ctx: LoweringContext) -> ir.Module:
-    """Lower a decoded program into `ctx.module`; the entry function is `ENTRY_NAME`."""
-    prog = analyze_program(insns)
-    module = ctx.module
-    llfns = {}
-    main = prog.functions[0]
-    versioned = (ctx.options.bounds_checks and ctx.options.version_entry
-                 and _r1_mem_access(main, prog.insns) and _r2_compared(main, prog.insns))
-    # The raw copy also assumes env->helpers[1] is the built-in lookup (checked at entry), so
-    # its inlined lookups have no generic-helper path that could move the mem region.
-    lookups = versioned and any(
-        prog.insns[pc].kind is Kind.CALL and prog.insns[pc].src == CALL_HELPER
-        and prog.insns[pc].imm == 1 for pc in main.pcs)
-    functions = list(prog.functions)
-    if any(insn.kind is Kind.CALL and insn.src == CALL_LOCAL and insn.branch_target(pc) == 0
-           for pc, insn in prog.insns.items()):
-        functions.append(replace(main, called_copy=True, name=main.name + ".called"))
-    for fn in functions:
-        name = fn.name
-        if fn.is_entry and versioned:
-            fnty = ir.FunctionType(I32, [PTR, I64, I64, I64, I64] + [I1] * lookups)
-            name = ENTRY_NAME + ".body"
-        elif fn.is_entry:
-            fnty = ir.FunctionType(I32, [PTR, I64, I64])
-        else:
-            fnty = ir.FunctionType(I64, [PTR] + [I64] * 5)
-        llfn = ir.Function(module, fnty, name)
-        llfn.attributes.add("nounwind")
-        if not fn.is_entry or versioned:
-            llfn.linkage = "internal"
-        if fn.is_entry and versioned:
-            llfn.attributes.add("alwaysinline")
-        llfn.args[0].name = "st"
-        for i, arg in enumerate(llfn.args[1:], start=1):
-            arg.name = f"arg.r{i}"
-        llfns[fn.key] = llfn
-    for fn in functions:
-        FunctionLowerer(ctx, prog, fn, llfns).lower()
-    if versioned:
-        _versioned_entry(ctx, llfns[0])
-    # Without a `lddw rX, func` no callback pointer exists; a forged one runs interpreted.
-    if any(callback_target(pc, insn) in prog.insns for pc, insn in prog.insns.items()):
-        _callback_entry(ctx, prog, llfns)
-    return module
-
-
-def callback_target(pc: int, insn: Instruction) -> int | None:
-    """Target slot of `lddw rX, func` (src=4, BPF_PSEUDO_FUNC): pc + 1 + imm, else None."""
-    if insn.kind is not Kind.LDDW or insn.src != PSEUDO_FUNC:
-        return None
-    low = insn.imm & 0xFFFFFFFF
-    return pc + 1 + (low - (1 << 32) if low & 0x80000000 else low)
-
-
-def _callback_entry(ctx: LoweringContext, prog: ProgramInfo, llfns: dict[int, ir.Function]):
-    """`uint64_t ebpf_callback(st, pc, r1..r5)` (ebpfjit_jit_callback_fn): runs the function at
-    `pc` for ebpfjit_invoke_callback, which validated pc and counted the frame. A packet load
-    that ends a callback early (EARLY_EXIT) ends just the callback, with r0 = 0 (interpreter)."""
-    fn = ir.Function(ctx.module, ir.FunctionType(I64, [PTR] + [I64] * 6), CALLBACK_NAME)
-    fn.attributes.add("nounwind")
-    st, pc_arg = fn.args[0], fn.args[1]
-    st.name, pc_arg.name = "st", "pc"
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    bad = fn.append_basic_block("bad")
-    switch = b.switch(pc_arg, bad)
-    for start, callee in sorted((k, f) for k, f in llfns.items() if isinstance(k, int)):
-        if start == 0:
-            continue
-        block = fn.append_basic_block(f"pc{start}")
-        switch.add_case(const(I64, start), block)
-        b.position_at_end(block)
-        r0 = b.call(callee, [st] + list(fn.args[2:]))
-        status_ptr = byte_gep(b, st, ctx.field_offset("status"))
-        status = b.load(status_ptr, typ=I32, align=4)
-        early = b.icmp_unsigned("==", status, const(I32, EARLY_EXIT))
-        with b.if_then(early):
-            b.store(const(I32, 0), status_ptr, align=4)
-            b.store(const(I64, 0), byte_gep(b, st, ctx.field_offset("r0")), align=8)
-        b.ret(b.select(early, const(I64, 0), r0))
-    b.position_at_end(bad)
-    b.call(ctx.runtime_fn("ebpfjit_fault"), [st, const(I32, ERR_HELPER), ir.Constant(I32, -1),
-                                             const(I64, 0), const(I64, 0)])
-    b.ret(const(I64, 0))
-
-
-def _versioned_entry(ctx: LoweringContext, body: ir.Function) -> None:
-    """`ebpf_entry(st, r1, r2)`: when r1/r2 are the mem region (the raw convention: base and
-    length), call the body with the region given as r1/r2 themselves, so LLVM can relate the
-    program's own length checks to the bounds checks (and drop them); otherwise with the
-    region loaded from st. The body is always inlined: two specialised copies."""
-    fn = ir.Function(ctx.module, ir.FunctionType(I32, [PTR, I64, I64]), ENTRY_NAME)
-    fn.attributes.add("nounwind")
-    st, r1, r2 = fn.args
-    st.name, r1.name, r2.name = "st", "arg.r1", "arg.r2"
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    base = b.load(byte_gep(b, st, ctx.field_offset("mem_base")), typ=I64, align=8)
-    length = b.load(byte_gep(b, st, ctx.field_offset("mem_len")), typ=I64, align=8)
-    raw = b.and_(b.icmp_unsigned("==", r1, base), b.icmp_unsigned("==", r2, length))
-    extra_fast, extra_slow = [], []
-    if len(body.args) == 6:
-        # is env->helpers[1] the built-in map lookup (env may be NULL)?
-        env = b.load(byte_gep(b, st, ctx.field_offset("env")), typ=PTR, align=8)
-        start = b.block
-        has_env = fn.append_basic_block("env")
-        joined = fn.append_basic_block("env.done")
-        b.cbranch(b.icmp_unsigned("!=", b.ptrtoint(env, I64), const(I64, 0)), has_env, joined)
-        b.position_at_end(has_env)
-        helper = b.load(byte_gep(b, env, ctx.layout.env_helpers + 8), typ=PTR, align=8)
-        builtin = ctx.runtime_fn("ebpfjit_helper_map_lookup_elem")
-        same = b.icmp_unsigned("==", b.ptrtoint(helper, I64), b.ptrtoint(builtin, I64))
-        b.branch(joined)
-        b.position_at_end(joined)
-        is_builtin = b.phi(I1, name="builtin.lookup")
-        is_builtin.add_incoming(const(I1, 0), start)
-        is_builtin.add_incoming(same, has_env)
-        raw = b.and_(raw, is_builtin)
-        extra_fast, extra_slow = [const(I1, 1)], [is_builtin]
-    fast = fn.append_basic_block("raw")
-    slow = fn.append_basic_block("general")
-    b.cbranch(raw, fast, slow)
-    b.position_at_end(fast)
-    b.ret(b.call(body, [st, r1, r2, r1, r2] + extra_fast))
-    b.position_at_end(slow)
-    # The general copy is a function of its own (noinline, tail-called): its slow paths
-    # (ebpfjit_access_ok calls) then do not make the raw copy save callee-saved registers.
-    general = ir.Function(ctx.module, body.function_type, ENTRY_NAME + ".general")
-    general.attributes.add("nounwind")
-    general.attributes.add("noinline")
-    # Taken only when the run is not in the raw convention (r1/r2 overridden) or helper 1 is
-    # replaced: smaller code (less unrolling) there saves ~7% of the compile time.
-    general.attributes.add("optsize")
-    general.linkage = "internal"
-    gb = ir.IRBuilder(general.append_basic_block("entry"))
-    gb.ret(gb.call(body, list(general.args)))
-    b.ret(b.call(general, [st, r1, r2, base, length] + extra_slow, tail=True))
-
-
-__all__ = ["lower_program", "analyze_program", "proven_frame_offset", "describe", "I1"]
