@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ebpfjit_opcodes.h"
 #include "ebpfjit_rt.h"
 #include "runtime_api.h"
 
@@ -84,24 +85,28 @@ static const void *const *handler_labels(void)
 
 static int alu_handler(uint8_t opcode, int16_t off, int32_t imm)
 {
-    int is64 = (opcode & 7) == 7, x = (opcode & 8) != 0;
+    int is64 = (opcode & EBPFJIT_MASK_CLASS) == EBPFJIT_CLASS_ALU64;
+    int x = (opcode & EBPFJIT_MASK_SRC) == EBPFJIT_SRC_X;
+    int op = opcode & EBPFJIT_MASK_OP;
     int base;
-    switch (opcode & 0xf0) {
-    case 0x00: base = H_ADD64K; break;
-    case 0x10: base = H_SUB64K; break;
-    case 0x20: base = H_MUL64K; break;
-    case 0x30: base = off == 1 ? H_SDIV64K : off == 0 ? H_DIV64K : -1; break;
-    case 0x40: base = H_OR64K; break;
-    case 0x50: base = H_AND64K; break;
-    case 0x60: base = H_LSH64K; break;
-    case 0x70: base = H_RSH64K; break;
-    case 0x80:
+    switch (op) {
+    case EBPFJIT_ALU_ADD: base = H_ADD64K; break;
+    case EBPFJIT_ALU_SUB: base = H_SUB64K; break;
+    case EBPFJIT_ALU_MUL: base = H_MUL64K; break;
+    case EBPFJIT_ALU_DIV: base = off == EBPFJIT_SIGNED_OFF ? H_SDIV64K : off == 0 ? H_DIV64K : -1;
+        break;
+    case EBPFJIT_ALU_OR: base = H_OR64K; break;
+    case EBPFJIT_ALU_AND: base = H_AND64K; break;
+    case EBPFJIT_ALU_LSH: base = H_LSH64K; break;
+    case EBPFJIT_ALU_RSH: base = H_RSH64K; break;
+    case EBPFJIT_ALU_NEG:
         if (x || off || imm)
             return H_BAD_INSN;
         return is64 ? H_NEG64 : H_NEG32;
-    case 0x90: base = off == 1 ? H_SMOD64K : off == 0 ? H_MOD64K : -1; break;
-    case 0xa0: base = H_XOR64K; break;
-    case 0xb0:
+    case EBPFJIT_ALU_MOD: base = off == EBPFJIT_SIGNED_OFF ? H_SMOD64K : off == 0 ? H_MOD64K : -1;
+        break;
+    case EBPFJIT_ALU_XOR: base = H_XOR64K; break;
+    case EBPFJIT_ALU_MOV:
         if (off && !x)
             return H_BAD_INSN;
         if (off == 8) return is64 ? H_MOVSX64_8 : H_MOVSX32_8;
@@ -109,48 +114,51 @@ static int alu_handler(uint8_t opcode, int16_t off, int32_t imm)
         if (off == 32 && is64) return H_MOVSX64_32;
         base = off == 0 ? H_MOV64K : -1;
         break;
-    case 0xc0: base = H_ARSH64K; break;
-    case 0xd0:
-        if (opcode == 0xd4)
+    case EBPFJIT_ALU_ARSH: base = H_ARSH64K; break;
+    case EBPFJIT_ALU_END:
+        if (opcode == EBPFJIT_OP_LE)
             return imm == 16 ? H_LE16 : imm == 32 ? H_LE32 : imm == 64 ? H_LE64 : H_BAD_INSN;
-        if (opcode == 0xdc || opcode == 0xd7)   /* be on a little-endian host == bswap */
+        /* be on a little-endian host == bswap */
+        if (opcode == EBPFJIT_OP_BE || opcode == EBPFJIT_OP_BSWAP)
             return imm == 16 ? H_BE16 : imm == 32 ? H_BE32 : imm == 64 ? H_BE64 : H_BAD_INSN;
         return H_BAD_INSN;
     default:
         return H_BAD_INSN;
     }
-    if (base < 0 || (off && (opcode & 0xf0) != 0x30 && (opcode & 0xf0) != 0x90))
+    if (base < 0 || (off && op != EBPFJIT_ALU_DIV && op != EBPFJIT_ALU_MOD))
         return H_BAD_INSN;
     return base + (is64 ? 0 : 2) + x;
 }
 
 static int jmp_handler(uint8_t opcode, int back)
 {
+#define COND(op) [EBPFJIT_JMP_##op >> 4] = H_##op##64K
     static const int conds[16] = {
-        [0x1] = H_JEQ64K, [0x2] = H_JGT64K, [0x3] = H_JGE64K, [0x4] = H_JSET64K,
-        [0x5] = H_JNE64K, [0x6] = H_JSGT64K, [0x7] = H_JSGE64K, [0xa] = H_JLT64K,
-        [0xb] = H_JLE64K, [0xc] = H_JSLT64K, [0xd] = H_JSLE64K,
+        COND(JEQ), COND(JGT), COND(JGE), COND(JSET), COND(JNE), COND(JSGT), COND(JSGE),
+        COND(JLT), COND(JLE), COND(JSLT), COND(JSLE),
     };
-    int base = conds[opcode >> 4];
+#undef COND
+    int base = conds[(opcode & EBPFJIT_MASK_OP) >> 4];
     if (!base)
         return H_BAD_INSN;
-    return base + ((opcode & 7) == 6 ? 2 : 0) + ((opcode & 8) ? 1 : 0) + (back ? 4 : 0);
+    return base + ((opcode & EBPFJIT_MASK_CLASS) == EBPFJIT_CLASS_JMP32 ? 2 : 0) +
+           ((opcode & EBPFJIT_MASK_SRC) == EBPFJIT_SRC_X ? 1 : 0) + (back ? 4 : 0);
 }
 
 static int atomic_handler(int is64, int32_t imm)
 {
     int base = is64 ? H_A64_ADD : H_A32_ADD;
     switch (imm) {
-    case 0x00: return base + 0;
-    case 0x40: return base + 1;
-    case 0x50: return base + 2;
-    case 0xa0: return base + 3;
-    case 0x01: return base + 4;
-    case 0x41: return base + 5;
-    case 0x51: return base + 6;
-    case 0xa1: return base + 7;
-    case 0xe1: return base + 8;
-    case 0xf1: return base + 9;
+    case EBPFJIT_ATOMIC_ADD: return base + 0;
+    case EBPFJIT_ATOMIC_OR: return base + 1;
+    case EBPFJIT_ATOMIC_AND: return base + 2;
+    case EBPFJIT_ATOMIC_XOR: return base + 3;
+    case EBPFJIT_ATOMIC_ADD | EBPFJIT_ATOMIC_FETCH: return base + 4;
+    case EBPFJIT_ATOMIC_OR | EBPFJIT_ATOMIC_FETCH: return base + 5;
+    case EBPFJIT_ATOMIC_AND | EBPFJIT_ATOMIC_FETCH: return base + 6;
+    case EBPFJIT_ATOMIC_XOR | EBPFJIT_ATOMIC_FETCH: return base + 7;
+    case EBPFJIT_ATOMIC_XCHG: return base + 8;
+    case EBPFJIT_ATOMIC_CMPXCHG: return base + 9;
     default: return H_BAD_INSN;
     }
 }
@@ -179,12 +187,15 @@ static int is_store_handler(int h)
 static int frame_oob_handler(int h, const struct raw *r, struct ix *x)
 {
     uint8_t base = is_load_handler(h) ? r->src : r->dst;
-    static const uint8_t sizes[4] = {4, 2, 1, 8};   /* BPF_W, BPF_H, BPF_B, BPF_DW */
+    static const uint8_t sizes[4] = {
+        [EBPFJIT_SIZE_W >> 3] = 4, [EBPFJIT_SIZE_H >> 3] = 2, [EBPFJIT_SIZE_B >> 3] = 1,
+        [EBPFJIT_SIZE_DW >> 3] = 8,
+    };
     int64_t size;
 
     if ((!is_load_handler(h) && !is_store_handler(h)) || base != 10)
         return h;
-    size = sizes[r->opcode >> 3 & 3];
+    size = sizes[(r->opcode & EBPFJIT_MASK_SIZE) >> 3];
     if (r->off >= -EBPFJIT_STACK_SIZE && r->off + size <= 0)
         return h;
     x->imm = (uint64_t)size;
@@ -275,25 +286,29 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
     for (pc = 0; pc < n; pc++) {
         struct raw r = raw_at(prog->code, pc);
         is_start[pc] = 1;
-        if (r.opcode == 0x18 && pc + 1 < n)
+        if (r.opcode == EBPFJIT_OP_LD_DW_IMM && pc + 1 < n)
             pc++;
     }
     is_func[0] = 1;
     for (pc = 0; pc < n; pc++) {
         struct raw r;
         int64_t t;
+        int cls;
         if (!is_start[pc])
             continue;
         r = raw_at(prog->code, pc);
         t = (int64_t)pc + 1 + r.imm;
         /* Functions: local-call targets and callback targets (lddw src=4). */
-        if (((r.opcode == 0x85 && r.src == 1) || (r.opcode == 0x18 && r.src == 4)) && t >= 0 &&
-            t < n && is_start[t])
+        if (((r.opcode == EBPFJIT_OP_CALL && r.src == EBPFJIT_PSEUDO_CALL) ||
+             (r.opcode == EBPFJIT_OP_LD_DW_IMM && r.src == EBPFJIT_PSEUDO_FUNC)) &&
+            t >= 0 && t < n && is_start[t])
             is_func[t] = 1;
         /* Loop headers: targets of backward jumps (ja: off, gotol: imm; jcond: off). */
-        if (((r.opcode & 7) == 5 || (r.opcode & 7) == 6) && r.opcode != 0x85 &&
-            r.opcode != 0x8d && r.opcode != 0x95) {
-            t = (int64_t)pc + 1 + (r.opcode == 0x06 ? r.imm : r.off);
+        cls = r.opcode & EBPFJIT_MASK_CLASS;
+        if ((cls == EBPFJIT_CLASS_JMP || cls == EBPFJIT_CLASS_JMP32) &&
+            r.opcode != EBPFJIT_OP_CALL && r.opcode != EBPFJIT_OP_CALLX &&
+            r.opcode != EBPFJIT_OP_EXIT) {
+            t = (int64_t)pc + 1 + (r.opcode == EBPFJIT_OP_JA32 ? r.imm : r.off);
             if (t >= 0 && t <= (int64_t)pc && is_start[t])
                 is_head[t] = 1;
         }
@@ -363,53 +378,54 @@ int ebpfjit_interp_prepare(struct ebpfjit_prog *prog)
         x->src = r.src;
         x->off = r.off;
         x->imm = (uint64_t)(int64_t)r.imm;
-        cls = r.opcode & 7;
-        if (r.dst > 10 || (r.src > 10 && r.opcode != 0x18)) {
+        cls = r.opcode & EBPFJIT_MASK_CLASS;
+        if (r.dst > 10 || (r.src > 10 && r.opcode != EBPFJIT_OP_LD_DW_IMM)) {
             x->dst = x->src = 0;
             x->label = labels[H_BAD_INSN];
             continue;
         }
         switch (cls) {
-        case 4: /* ALU */
-        case 7: /* ALU64 */
+        case EBPFJIT_CLASS_ALU:
+        case EBPFJIT_CLASS_ALU64:
             h = alu_handler(r.opcode, r.off, r.imm);
-            if (cls == 4)
+            if (cls == EBPFJIT_CLASS_ALU)
                 x->imm = (uint32_t)r.imm;
             break;
-        case 5: /* JMP */
-        case 6: /* JMP32 */
-            if ((r.opcode & 0xf0) == 0x00) {
-                if (r.opcode == 0x05 || r.opcode == 0x06) {
-                    t = (int64_t)pc + 1 + (r.opcode == 0x05 ? r.off : r.imm);
+        case EBPFJIT_CLASS_JMP:
+        case EBPFJIT_CLASS_JMP32:
+            if ((r.opcode & EBPFJIT_MASK_OP) == EBPFJIT_JMP_JA) {
+                if (r.opcode == EBPFJIT_OP_JA || r.opcode == EBPFJIT_OP_JA32) {
+                    t = (int64_t)pc + 1 + (r.opcode == EBPFJIT_OP_JA ? r.off : r.imm);
                     h = t <= (int64_t)pc || (t < n && is_head[t]) ? H_JA_B : H_JA;
                     goto target;
                 }
                 break;
             }
-            if (cls == 5 && r.opcode == 0x85) {
-                if (r.src == 0) {
+            if (r.opcode == EBPFJIT_OP_CALL) {
+                if (r.src == EBPFJIT_PSEUDO_HELPER_CALL) {
                     h = r.imm >= 0 && r.imm < EBPFJIT_MAX_HELPERS ? H_CALL_HELPER : H_CALL_UNKNOWN;
-                } else if (r.src == 1) {
+                } else if (r.src == EBPFJIT_PSEUDO_CALL) {
                     h = H_CALL_LOCAL;
                     t = (int64_t)pc + 1 + r.imm;
                     goto target;
                 }
                 break;
             }
-            if (cls == 5 && r.opcode == 0x8d) {
+            if (r.opcode == EBPFJIT_OP_CALLX) {
                 h = H_CALLX;
                 break;
             }
-            if (cls == 5 && r.opcode == 0x95) {
+            if (r.opcode == EBPFJIT_OP_EXIT) {
                 h = H_EXIT;
                 break;
             }
-            if ((r.opcode & 0xf0) == 0x80 || (r.opcode & 0xf0) == 0x90 ||
-                (r.opcode & 0xf0) >= 0xe0)
+            if ((r.opcode & EBPFJIT_MASK_OP) == EBPFJIT_JMP_CALL ||
+                (r.opcode & EBPFJIT_MASK_OP) == EBPFJIT_JMP_EXIT ||
+                (r.opcode & EBPFJIT_MASK_OP) > EBPFJIT_JMP_JSLE)
                 break;
             t = (int64_t)pc + 1 + r.off;
             h = jmp_handler(r.opcode, t <= (int64_t)pc || (t >= 0 && t < n && is_head[t]));
-            if (cls == 6)
+            if (cls == EBPFJIT_CLASS_JMP32)
                 x->imm = (uint32_t)r.imm;
 target:
             if (h != H_BAD_INSN) {
@@ -419,19 +435,20 @@ target:
                     x->tgt = &ipg->recs[pc2rec[t]];
             }
             break;
-        case 0: /* LD */
-            if (r.opcode == 0x18) {
+        case EBPFJIT_CLASS_LD:
+            if (r.opcode == EBPFJIT_OP_LD_DW_IMM) {
                 if (pc + 1 >= n)
                     break;
                 struct raw r2 = raw_at(prog->code, pc + 1);
                 x->imm = ((uint64_t)(uint32_t)r2.imm << 32) | (uint32_t)r.imm;
+                /* The loader leaves map_fd / map_value forms holding the env's map index. */
                 if (r.src == 0)
                     h = H_LDDW;
-                else if (r.src == 1)
+                else if (r.src == EBPFJIT_PSEUDO_MAP_FD)
                     h = H_LDDW_MAP;
-                else if (r.src == 2)
+                else if (r.src == EBPFJIT_PSEUDO_MAP_VALUE)
                     h = H_LDDW_MAPVAL;
-                else if (r.src == 4) {
+                else if (r.src == EBPFJIT_PSEUDO_FUNC) {
                     /* A callback: the value names the function (EBPFJIT_CALLBACK_TAG). */
                     t = (int64_t)pc + 1 + r.imm;
                     if (t >= 0 && t < n && is_start[t]) {
@@ -442,41 +459,41 @@ target:
                 break;
             }
             switch (r.opcode) {
-            case 0x30: h = H_LDABS_B; break;
-            case 0x28: h = H_LDABS_H; break;
-            case 0x20: h = H_LDABS_W; break;
-            case 0x50: h = H_LDIND_B; break;
-            case 0x48: h = H_LDIND_H; break;
-            case 0x40: h = H_LDIND_W; break;
+            case EBPFJIT_OP_LD_ABS_B: h = H_LDABS_B; break;
+            case EBPFJIT_OP_LD_ABS_H: h = H_LDABS_H; break;
+            case EBPFJIT_OP_LD_ABS_W: h = H_LDABS_W; break;
+            case EBPFJIT_OP_LD_IND_B: h = H_LDIND_B; break;
+            case EBPFJIT_OP_LD_IND_H: h = H_LDIND_H; break;
+            case EBPFJIT_OP_LD_IND_W: h = H_LDIND_W; break;
             }
             break;
-        case 1: /* LDX */
+        case EBPFJIT_CLASS_LDX:
             switch (r.opcode) {
-            case 0x71: h = H_LDX_B; break;
-            case 0x69: h = H_LDX_H; break;
-            case 0x61: h = H_LDX_W; break;
-            case 0x79: h = H_LDX_DW; break;
-            case 0x91: h = H_LDXS_B; break;
-            case 0x89: h = H_LDXS_H; break;
-            case 0x81: h = H_LDXS_W; break;
+            case EBPFJIT_OP_LD_B_REG: h = H_LDX_B; break;
+            case EBPFJIT_OP_LD_H_REG: h = H_LDX_H; break;
+            case EBPFJIT_OP_LD_W_REG: h = H_LDX_W; break;
+            case EBPFJIT_OP_LD_DW_REG: h = H_LDX_DW; break;
+            case EBPFJIT_OP_LDSX_B_REG: h = H_LDXS_B; break;
+            case EBPFJIT_OP_LDSX_H_REG: h = H_LDXS_H; break;
+            case EBPFJIT_OP_LDSX_W_REG: h = H_LDXS_W; break;
             }
             break;
-        case 2: /* ST */
+        case EBPFJIT_CLASS_ST:
             switch (r.opcode) {
-            case 0x72: h = H_ST_B; break;
-            case 0x6a: h = H_ST_H; break;
-            case 0x62: h = H_ST_W; break;
-            case 0x7a: h = H_ST_DW; break;
+            case EBPFJIT_OP_ST_B_IMM: h = H_ST_B; break;
+            case EBPFJIT_OP_ST_H_IMM: h = H_ST_H; break;
+            case EBPFJIT_OP_ST_W_IMM: h = H_ST_W; break;
+            case EBPFJIT_OP_ST_DW_IMM: h = H_ST_DW; break;
             }
             break;
-        case 3: /* STX */
+        case EBPFJIT_CLASS_STX:
             switch (r.opcode) {
-            case 0x73: h = H_STX_B; break;
-            case 0x6b: h = H_STX_H; break;
-            case 0x63: h = H_STX_W; break;
-            case 0x7b: h = H_STX_DW; break;
-            case 0xc3: h = atomic_handler(0, r.imm); break;
-            case 0xdb: h = atomic_handler(1, r.imm); break;
+            case EBPFJIT_OP_ST_B_REG: h = H_STX_B; break;
+            case EBPFJIT_OP_ST_H_REG: h = H_STX_H; break;
+            case EBPFJIT_OP_ST_W_REG: h = H_STX_W; break;
+            case EBPFJIT_OP_ST_DW_REG: h = H_STX_DW; break;
+            case EBPFJIT_OP_ATOMIC32: h = atomic_handler(0, r.imm); break;
+            case EBPFJIT_OP_ATOMIC64: h = atomic_handler(1, r.imm); break;
             }
             break;
         }
@@ -485,7 +502,7 @@ target:
         else
             h = frame_oob_handler(h, &r, x);
         x->label = labels[h];
-        segment_step(&sg, pc, h, t, r.opcode == 0x18 && pc + 1 < n ? 2 : 1);
+        segment_step(&sg, pc, h, t, r.opcode == EBPFJIT_OP_LD_DW_IMM && pc + 1 < n ? 2 : 1);
     }
     for (pc = 1; pc < n; pc++)
         if (is_func[pc])
