@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from ..errors import DecodeError, VerifierError
 from ..isa.insn import Instruction, decode
 from ..objects.spec import ObjectSpec, ProgramSpec, ProgType
+from .facts import FactRecorder, ProgramFacts
 from .log import LineInfo, kernel_insn, source_line, stats_line
 from .walk import INSN_LIMIT, Reject, Walk
 
-__all__ = ["verify", "verify_spec", "VerifyResult", "VerifierError"]
+__all__ = ["verify", "verify_spec", "VerifyResult", "VerifierError", "ProgramFacts"]
 
 
 @dataclass
@@ -34,12 +35,18 @@ class VerifyResult:
     max_states_per_insn: int
     ms: float
     log: str
+    facts: ProgramFacts | None = None     # what the walk proved per instruction (facts.py)
 
 
 def verify(code: bytes | list[Instruction], prog_type: ProgType | str | int = ProgType.XDP, *,
            maps=(), license: str = "GPL", log_level: int = 1, line_info=(), name: str = "prog",
-           map_names=None, insn_limit: int = INSN_LIMIT) -> VerifyResult:
+           map_names=None, insn_limit: int = INSN_LIMIT,
+           mem_size: int | None = None) -> VerifyResult:
     """Verify one program. `maps` are the MapSpecs its lddw map references index.
+
+    `mem_size` (raw programs, `prog_type` "unspec"): the raw convention, r1 = `mem_size`
+    writable bytes and r2 = `mem_size`; the facts then hold only for runs on exactly that
+    many bytes. The result's `.facts` are the per-instruction proofs (ebpfjit.verifier.facts).
 
     Raises VerifierError whose text is the kernel-style error (first line in the kernel's
     words, the instruction, the source line when line info is given); `.log` holds the log.
@@ -65,19 +72,25 @@ def verify(code: bytes | list[Instruction], prog_type: ProgType | str | int = Pr
         lines.append(f"{pc}: {st.format()}")
         lines.append(f"{pc}: {kernel_insn(ins, names)}")
 
+    if mem_size is not None and (ProgType(int(prog_type)) != ProgType.UNSPEC or
+                                 not 0 <= mem_size < 1 << 29):
+        raise VerifierError(f"mem_size={mem_size!r}: a raw (unspec) program's memory size, "
+                            "0 <= size < 2**29", None, program=name)
     t0 = time.perf_counter()
     walk = None
+    recorder = FactRecorder()
     try:
         walk = Walk(insns, ProgType(int(prog_type)), maps, gpl=_gpl(license),
                     log_level=log_level, trace=trace if log_level >= 2 else None,
-                    insn_limit=insn_limit)
+                    insn_limit=insn_limit, facts=recorder, raw_mem=mem_size)
         walk.run()
     except Reject as exc:
         raise _error(exc, walk, insns, li, names, lines, name) from None
     ms = (time.perf_counter() - t0) * 1000
     lines.append(stats_line(walk))
     return VerifyResult(name, len(insns), walk.processed, walk.total_states, walk.peak_states,
-                        walk.max_states_per_insn, ms, "\n".join(lines))
+                        walk.max_states_per_insn, ms, "\n".join(lines),
+                        recorder.finish(walk.nslots))
 
 
 def verify_spec(pspec: ProgramSpec, spec: ObjectSpec | None = None, *,

@@ -127,7 +127,8 @@ class Walk:
     """One verification of one program. `maps` are the object's MapSpecs by index."""
 
     def __init__(self, insns: list[Instruction], prog_type: ProgType, maps=(), *,
-                 gpl: bool = True, log_level: int = 0, trace=None, insn_limit: int = INSN_LIMIT):
+                 gpl: bool = True, log_level: int = 0, trace=None, insn_limit: int = INSN_LIMIT,
+                 facts=None, raw_mem: int | None = None):
         self.insns = insns
         self.prog_type = ProgType(prog_type)
         self.maps = [MapRef(i, m) for i, m in enumerate(maps)]
@@ -135,6 +136,8 @@ class Walk:
         self.log_level = log_level
         self.trace = trace            # callable(pc, insn, state) for the level-2 log, or None
         self.insn_limit = insn_limit  # the kernel's 1,000,000 (lower only in tests)
+        self.facts = facts            # a facts.FactRecorder fed every step, or None
+        self.raw_mem = raw_mem        # raw convention: r1 = that many bytes, r2 = their count
         self.by_pc = dict(iter_pcs(insns))
         order = list(self.by_pc)
         self.next_pc = {pc: (order[i + 1] if i + 1 < len(order) else order[i] + 2)
@@ -274,7 +277,11 @@ class Walk:
     def run(self) -> None:
         st = State()
         f = Frame(0)
-        f.regs[1] = Reg(CTX)
+        if self.raw_mem is None:
+            f.regs[1] = Reg(CTX)
+        else:
+            f.regs[1] = Reg(MEM, size=self.raw_mem)
+            f.regs[2] = known(self.raw_mem)
         f.regs[FRAME_POINTER] = Reg(FP, frame=0)
         st.frames.append(f)
         self._explore([(st, 0, None)], callback_depth=None)
@@ -301,6 +308,8 @@ class Walk:
                 ins = self.by_pc[pc]
                 if self.trace is not None:
                     self.trace(pc, ins, st)
+                if self.facts is not None:
+                    self.facts.step(pc, ins, st)
                 nxt = self._step(st, pc, ins, stack, cp, callback_depth, exits)
                 if nxt is None:
                     _finish(cp)
