@@ -474,6 +474,8 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
         if name not in spec.programs:
             raise EbpfError(f"{spec.path}: no program {name!r} (have {', '.join(spec.programs)})")
         pspec = spec.programs[name]
+        if pspec.unsupported:       # a load_spec(per_program=True) spec: refuse, never guess
+            raise VerifierError(f"program {name!r}: {pspec.unsupported}")
         if verify:
             from ..verifier import verify_spec
             verify_spec(pspec, spec)

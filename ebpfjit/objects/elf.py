@@ -253,9 +253,14 @@ class _Elf:
 class _Loader:
     """One load: holds the parsed ELF and builds the spec step by step."""
 
-    def __init__(self, data: bytes, path: str):
+    def __init__(self, data: bytes, path: str, per_program: bool = False):
         self.data = data
         self.path = path
+        # per_program: a construct we do not support inside one program's code (kfunc call,
+        # extern, CO-RE relocation) marks that program (ProgramSpec.unsupported) instead of
+        # failing the whole object. (section index, slot) -> the error it would have raised.
+        self.per_program = per_program
+        self.unsupported_at: dict[tuple[int, int], ElfError] = {}
         self.elf = self._read_elf()
         self.by_name = {s.name: s for s in self.elf.sections}
         self.btf: Btf | None = None
@@ -386,7 +391,8 @@ class _Loader:
         self._data_maps()
         # Relocation sites name externs best (section and program); this catches the rest.
         programs = self._programs(license_)
-        self._check_externs()
+        if not self.per_program:
+            self._check_externs()
         return ObjectSpec(path=self.path, programs=programs, maps=self.maps, license=license_,
                           kernel_version=version, btf=self.btf)
 
@@ -699,11 +705,13 @@ class _Loader:
                 if f.name in programs:
                     raise self.error("duplicate program name", section=sec.name, symbol=f.name)
                 code, offsets, placed = self._link(sec, f)
+                unsupported = self._program_unsupported(placed) if self.per_program else ""
                 programs[f.name] = ProgramSpec(
                     name=f.name, section=sec.name, type=ptype, code=bytes(code), license=license_,
                     expected_attach_type=attach, attach_to=attach_to, func_offsets=offsets,
-                    line_info=self._line_info(placed), sleepable=sleepable)
-                self._check_core(sec, f, placed)
+                    line_info=self._line_info(placed), sleepable=sleepable, unsupported=unsupported)
+                if not self.per_program:
+                    self._check_core(placed)
         return programs
 
     def _relocate(self, sec: _Section) -> None:
@@ -727,8 +735,9 @@ class _Loader:
                     raise self.error(f"{where}: {rname} to '{name}' is not a bpf-to-bpf call",
                                      section=sec.name, symbol=name)
                 if sym.shndx == SHN_UNDEF:
-                    raise self.error(f"{where}: call to kernel function '{name}' (kfunc) is not supported",
-                                     section=sec.name, symbol=name)
+                    self._unsupported(sec, slot, f"{where}: call to kernel function '{name}' (kfunc) "
+                                      "is not supported", name)
+                    continue
                 target = self.section(sym.shndx)
                 if target is None or target.name != TEXT or sym.type not in (STT_FUNC, STT_SECTION):
                     raise self.error(f"{where}: call target '{name}' is not a function in .text",
@@ -752,10 +761,11 @@ class _Loader:
         for slot in range(len(code) // INSN_SIZE):
             opcode, regs, _off, imm = struct.unpack_from("<BBhi", code, slot * INSN_SIZE)
             src = regs >> 4
-            if opcode == OP_CALL and src == PSEUDO_KFUNC_CALL:
-                raise self.error(f"insn {slot}: kfunc call (src {PSEUDO_KFUNC_CALL}) is not supported",
-                                 section=sec.name, symbol=self._func_at(sec, slot))
             if slot in relocated_slots:
+                continue
+            if opcode == OP_CALL and src == PSEUDO_KFUNC_CALL:
+                self._unsupported(sec, slot, f"insn {slot}: kfunc call (src {PSEUDO_KFUNC_CALL}) is "
+                                  "not supported", self._func_at(sec, slot))
                 continue
             if (opcode == OP_CALL and src == PSEUDO_CALL) or (opcode == LDDW and src == PSEUDO_FUNC):
                 self.code_refs[(sec.index, slot)] = (sec.index, slot + imm + 1)
@@ -764,8 +774,9 @@ class _Loader:
                        imm: int) -> None:
         where = f"relocation at {offset:#x}"
         if sym.shndx == SHN_UNDEF:
-            raise self.error(f"{where}: extern '{name}' ({self._extern_section(name)}) is not supported",
-                             section=sec.name, symbol=name)
+            self._unsupported(sec, offset // INSN_SIZE, f"{where}: extern '{name}' "
+                              f"({self._extern_section(name)}) is not supported", name)
+            return
         target = self.section(sym.shndx) if sym.shndx < SHN_LORESERVE else None
         if target is None:
             raise self.error(f"{where}: '{name}' is in unknown section #{sym.shndx}", section=sec.name,
@@ -802,6 +813,25 @@ class _Loader:
             return
         raise self.error(f"{where}: '{name}' is in section '{target.name}', which is not a map or "
                          "global data section", section=sec.name, symbol=name)
+
+    def _unsupported(self, sec: _Section, slot: int, message: str, symbol: str | None) -> None:
+        err = self.error(message, section=sec.name, symbol=symbol)
+        if not self.per_program:
+            raise err
+        self.unsupported_at.setdefault((sec.index, slot), err)
+
+    def _program_unsupported(self, placed) -> str:
+        """per_program mode: the first unsupported construct in a program's functions."""
+        for s, f, _base in placed:
+            first, count = f.value // INSN_SIZE, f.size // INSN_SIZE
+            for (index, slot), err in self.unsupported_at.items():
+                if index == s.index and first <= slot < first + count:
+                    return str(err)
+        try:
+            self._check_core(placed)
+        except ElfError as exc:
+            return str(exc)
+        return ""
 
     def _extern_section(self, name: str) -> str:
         if self.btf is not None:
@@ -886,9 +916,10 @@ class _Loader:
         out.sort(key=lambda r: r[0])
         return out
 
-    def _check_core(self, sec: _Section, entry: _Symbol, placed) -> None:
+    def _check_core(self, placed) -> None:
         if self.ext is None:
             return
+        entry = placed[0][1]
         for s, f, _base in placed:
             for cr in self.ext.core_relos.get(s.name, ()):
                 if f.value <= cr.insn_off < f.value + f.size:
@@ -913,14 +944,18 @@ def _data_section_kind(name: str) -> str | None:
     return None
 
 
-def load_spec(source: str | os.PathLike | bytes | bytearray | memoryview, path: str | None = None
-              ) -> ObjectSpec:
+def load_spec(source: str | os.PathLike | bytes | bytearray | memoryview, path: str | None = None,
+              *, per_program: bool = False) -> ObjectSpec:
     """Read an eBPF ELF object (a file path or its bytes) into an ObjectSpec.
 
     Args:
         source: path to a clang `-target bpf` object, or the object's bytes.
         path: the name to report in errors and ObjectSpec.path (defaults to the path, or
             "<bytes>").
+        per_program: a kfunc call, extern or CO-RE relocation in a program's code marks that
+            program (`ProgramSpec.unsupported` holds the error) instead of failing the load;
+            such a spec is for tools that report per program (the selftests corpus runner):
+            loading or verifying a marked program raises that error.
 
     Returns:
         ObjectSpec with programs in section/symbol order and maps in libbpf's order (legacy
@@ -941,7 +976,7 @@ def load_spec(source: str | os.PathLike | bytes | bytearray | memoryview, path: 
         except OSError as exc:
             raise ElfError(f"cannot read: {exc.strerror or exc}", path=name) from exc
     try:
-        return _Loader(data, name).load()
+        return _Loader(data, name, per_program).load()
     except ElfError as exc:
         if exc.path is not None:
             raise

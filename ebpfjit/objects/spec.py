@@ -160,6 +160,8 @@ class ProgramSpec:
     exactly as libbpf would hand it to BPF_PROG_LOAD except for the map fds.
     `func_offsets` maps each function name in `code` to its first slot (the entry is at 0).
     `line_info`: list of (slot, file, line, source line text) when .BTF.ext has it.
+    `unsupported`: set only by `load_spec(..., per_program=True)`: why this program cannot be
+    loaded (a kfunc call, extern or CO-RE relocation in its code); its `code` is then not final.
     """
     name: str
     section: str
@@ -171,6 +173,7 @@ class ProgramSpec:
     func_offsets: dict[str, int] = field(default_factory=dict)
     line_info: list[tuple[int, str, int, str]] = field(default_factory=list)
     sleepable: bool = False
+    unsupported: str = ""
 
     @property
     def insn_count(self) -> int:

@@ -96,6 +96,8 @@ def verify(code: bytes | list[Instruction], prog_type: ProgType | str | int = Pr
 def verify_spec(pspec: ProgramSpec, spec: ObjectSpec | None = None, *,
                 log_level: int = 1) -> VerifyResult:
     """Verify a program of an object (its maps, license and line info)."""
+    if pspec.unsupported:       # marked by load_spec(per_program=True): not understood
+        raise VerifierError(pspec.unsupported, None, log=pspec.unsupported, program=pspec.name)
     maps = list(spec.maps.values()) if spec is not None else []
     lic = pspec.license or (spec.license if spec is not None else "") or ""
     return verify(pspec.code, pspec.type, maps=maps, license=lic, log_level=log_level,
