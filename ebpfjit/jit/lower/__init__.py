@@ -6,15 +6,24 @@ Imports: ebpfjit.jit.lower.function, ebpfjit.jit.lower.lowering_context
 """
 from __future__ import annotations
 
-from .function import analyze_program, describe, lower_program
-from .lowering_context import (
-    CALLBACK_NAME,
-    ENTRY_NAME,
-    RUNTIME_DECLS,
-    LoweringContext,
-    LoweringOptions,
-    StateLayout,
-)
+# The lowering imports llvmlite.ir, and a cache hit must not pay for that: its names are
+# imported on first use (PEP 562), LOWERING_VERSION is read without them.
+_FROM_FUNCTION = ("analyze_program", "describe", "lower_program")
+_FROM_CONTEXT = ("CALLBACK_NAME", "ENTRY_NAME", "RUNTIME_DECLS", "LoweringContext",
+                 "LoweringOptions", "StateLayout")
+
+
+def __getattr__(name: str):
+    if name in _FROM_FUNCTION:
+        from . import function as module
+    elif name in _FROM_CONTEXT:
+        from . import lowering_context as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 # Bump whenever generated code changes meaning or shape (part of the compile-cache key).
 LOWERING_VERSION = 17
