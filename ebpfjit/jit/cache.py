@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import stat
 import struct
 import threading
@@ -230,6 +229,7 @@ class CompileCache:
 
     @staticmethod
     def _create_key(fd: int, replace: bool = False) -> None:
+        import secrets
         tmp = f"{TMP_PREFIX}key-{os.getpid()}-{secrets.token_hex(8)}"
         tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=fd)
         try:
@@ -368,6 +368,7 @@ class CompileCache:
             return False
         fd, secret = ready
         blob = self._pack(secret, key, bytes(payload))
+        import secrets      # (writes only: a hit does not import it)
         tmp = f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}{SUFFIX}"
         try:
             tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600,
@@ -489,6 +490,7 @@ class CompileCache:
 
 
 _defaults: dict[Path, CompileCache] = {}
+_by_environment: dict[tuple, CompileCache] = {}
 _defaults_lock = threading.Lock()
 
 
@@ -496,11 +498,18 @@ def default_cache() -> CompileCache | None:
     """The process's cache for the configured directory, or None when disabled."""
     if not cache_enabled():
         return None
+    # What default_directory() reads: looked up first, so a hit builds no Path.
+    where = (os.environ.get("EBPFJIT_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"),
+             os.environ.get("HOME"))
+    cache = _by_environment.get(where)
+    if cache is not None:
+        return cache
     directory = default_directory()
     with _defaults_lock:
         cache = _defaults.get(directory)
         if cache is None:
             cache = _defaults[directory] = CompileCache(directory)
+        _by_environment[where] = cache
         return cache
 
 

@@ -1,43 +1,55 @@
 """The LLVM JIT: target machines, the pass pipeline, object code, loading and symbol binding.
 
-`compile_program(code)` lowers bytecode to LLVM IR (ebpfjit.lower), verifies and optimises it
-with the new pass manager, emits a relocatable object for the host and links it into one
-process-wide LLJIT, binding the runtime's C functions (ebpfjit_fault, ebpfjit_access_ok, ...)
-by name at load time. The machine code embeds no process address, so the object bytes are what
-the on-disk cache (ebpfjit.cache) stores and what a later process loads.
+`compile_program(code)` looks the program up in the on-disk cache (ebpfjit.cache) first: a hit
+is a JIT image (ebpfjit.jit.image) that the C loader maps at once, without importing llvmlite
+(the key is computed without it too). A miss lowers bytecode to LLVM IR (ebpfjit.jit.lower),
+verifies and optimises it with the new pass manager, emits a relocatable object for the host,
+links it into a JIT image, loads that, and stores it. The runtime's C functions
+(ebpfjit_fault, ebpfjit_access_ok, ...) are bound by name at load time, so the machine code
+embeds no process address. An object the image linker does not take is linked by one
+process-wide LLJIT instead (and cached as the ELF object).
 
 Must not import: ebpfjit.cli, ebpfjit.program (they import this module).
 
-Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.jit.cache, ebpfjit.jit.lower,
-    ebpfjit.jit.lower.debugloc, ebpfjit.runtime, ebpfjit.version
+Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.jit.cache, ebpfjit.jit.hostkey, ebpfjit.jit.image,
+    ebpfjit.jit.lower, ebpfjit.jit.lower.debugloc, ebpfjit.objects.elf, ebpfjit.runtime,
+    ebpfjit.version
 """
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
 import logging
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-import llvmlite.binding as llvm
-from llvmlite import ir
+from typing import TYPE_CHECKING
 
 from ..errors import JitError
 from ..isa.insn import decode
-from .lower import (
-    CALLBACK_NAME,
-    ENTRY_NAME,
-    LOWERING_VERSION,
-    RUNTIME_DECLS,
-    LoweringContext,
-    LoweringOptions,
-    StateLayout,
-    lower_program,
-)
+from ..runtime.native_image import MappedImage
+from . import hostkey, image, lower
+from .lower import LOWERING_VERSION
+
+if TYPE_CHECKING:
+    from llvmlite import ir
 
 log = logging.getLogger("ebpfjit.jit")
+
+
+class _LazyBinding:
+    """`llvmlite.binding`, imported on first use: importing it loads libLLVM (~30 ms), which a
+    cache hit never needs. The first attribute access replaces this stand-in by the module."""
+
+    def __getattr__(self, name: str):
+        import llvmlite.binding as binding
+        globals()["llvm"] = binding
+        return getattr(binding, name)
+
+
+llvm = _LazyBinding()
 
 TARGET_TRIPLES = {
     "x86_64": "x86_64-unknown-linux-gnu",
@@ -119,16 +131,16 @@ def target_machine(spec: TargetSpec, opt_level: int) -> llvm.TargetMachine:
 
 # --- runtime glue -------------------------------------------------------------------------------
 
-_layout: StateLayout | None = None
+_layout: lower.StateLayout | None = None
 _symbols: dict[str, int] | None = None
 
 
-def state_layout() -> StateLayout:
+def state_layout() -> lower.StateLayout:
     """The runtime's struct layout (cffi offsetof), as the lowering consumes it."""
     global _layout
     if _layout is None:
         from ..runtime import env as runtime
-        _layout = StateLayout.from_runtime(runtime.state_layout())
+        _layout = lower.StateLayout.from_runtime(runtime.state_layout())
     return _layout
 
 
@@ -138,7 +150,7 @@ def runtime_symbols() -> dict[str, int]:
     if _symbols is None:
         from ..runtime import env as runtime
         symbols = runtime.helper_symbols()
-        missing = [name for name in RUNTIME_DECLS if name not in symbols]
+        missing = [name for name in lower.RUNTIME_DECLS if name not in symbols]
         if missing:
             raise JitError(f"the C runtime's import table (csrc/jit_support.c) lacks "
                            f"{', '.join(missing)}")
@@ -188,11 +200,12 @@ def build_ir(code: bytes, *, bounds_checks: bool = True, spec: TargetSpec | None
              comments: bool = True, maps=None, opt_level: int = 2) -> ir.Module:
     """Decode and lower `code` into an llvmlite IR module (not yet verified)."""
     insns = decode(code)
-    ctx = LoweringContext(state_layout(), LoweringOptions(bounds_checks=bounds_checks,
-                                                          comments=comments,
-                                                          maps=normalize_maps(maps),
-                                                          version_entry=opt_level >= 2))
-    module = lower_program(insns, ctx)
+    ctx = lower.LoweringContext(state_layout(),
+                                lower.LoweringOptions(bounds_checks=bounds_checks,
+                                                      comments=comments,
+                                                      maps=normalize_maps(maps),
+                                                      version_entry=opt_level >= 2))
+    module = lower.lower_program(insns, ctx)
     if spec is not None:
         module.triple = spec.triple
     return module
@@ -261,31 +274,55 @@ def _jit_engine():
     return _lljit
 
 
-def load_object(obj: bytes):
-    """Link relocatable object code into the process-wide LLJIT; (entry address, tracker)."""
+def _lljit_load(obj: bytes):
+    """Link a relocatable ELF object into the process-wide LLJIT; (entry address, tracker)."""
     with _lock:
         builder = llvm.JITLibraryBuilder().add_object_img(obj)
         for name, address in runtime_symbols().items():
-            if name in RUNTIME_DECLS:
+            if name in lower.RUNTIME_DECLS:
                 builder.import_symbol(name, address)
-        builder.export_symbol(ENTRY_NAME)
+        builder.export_symbol(lower.ENTRY_NAME)
         # Emitted only for programs with callback targets; a string-table entry is NUL-delimited.
-        if b"\0" + CALLBACK_NAME.encode() + b"\0" in obj:
-            builder.export_symbol(CALLBACK_NAME)
+        if b"\0" + lower.CALLBACK_NAME.encode() + b"\0" in obj:
+            builder.export_symbol(lower.CALLBACK_NAME)
         try:
             tracker = builder.link(_jit_engine(), f"ebpf{next(_lib_ids)}")
         except RuntimeError as exc:
             raise JitError(f"loading object code failed: {exc}") from exc
-    address = tracker[ENTRY_NAME]
+    address = tracker[lower.ENTRY_NAME]
     if not address:
-        raise JitError(f"object code has no {ENTRY_NAME} symbol")
+        raise JitError(f"object code has no {lower.ENTRY_NAME} symbol")
     return address, tracker
+
+
+def load_object(obj: bytes):
+    """Load object code into this process; (entry address, keepalive). A JIT image
+    (ebpfjit.jit.image) is mapped by the C loader, without LLVM; an ELF object is linked by
+    LLJIT. Keep the keepalive while the code may run (it unmaps / removes the code)."""
+    if image.is_image(obj):
+        mapped = MappedImage(obj)
+        return mapped.entry, mapped
+    return _lljit_load(obj)
+
+
+def _link(elf: bytes):
+    """(bytes to cache, (entry address, keepalive)) for the object LLVM emitted: its JIT image
+    when the image linker takes it (always for x86-64 code of this lowering), else the ELF
+    object linked by LLJIT."""
+    try:
+        blob = image.from_elf(elf)
+        return blob, load_object(blob)
+    except JitError as exc:
+        log.debug("no JIT image (%s): linking with LLJIT", exc)
+        return elf, _lljit_load(elf)
 
 
 def callback_address(tracker) -> int:
     """Address of the object's `ebpf_callback` entry (0 if it has none)."""
+    if isinstance(tracker, MappedImage):
+        return tracker.callback
     try:
-        return int(tracker[CALLBACK_NAME] or 0)
+        return int(tracker[lower.CALLBACK_NAME] or 0)
     except Exception:
         return 0
 
@@ -293,7 +330,9 @@ def callback_address(tracker) -> int:
 @dataclass
 class JitCode:
     """A compiled, loaded program. `address` is the `ebpfjit_jit_fn` entry point; keep this
-    object alive while the address is in use (it owns the JIT library)."""
+    object alive while the address is in use (it owns the mapped code). `object_code` is what
+    the cache stores: a JIT image (ebpfjit.jit.image), or the ELF object where no image could
+    be made."""
     address: int
     object_code: bytes
     opt_level: int
@@ -305,26 +344,51 @@ class JitCode:
     # `ebpfjit_jit_callback_fn` entry (runs callback targets for bpf_loop & co.), or 0.
     callback_address: int = 0
 
+    @property
+    def code_size(self) -> int:
+        """Bytes of machine code (the functions, without stubs, data and padding)."""
+        if image.is_image(self.object_code):
+            return image.code_size(self.object_code)
+        from ..objects.elf import code_size
+        return code_size(self.object_code)
+
+
+_runtime_key: tuple[str, list[str]] | None = None
+
+
+def _runtime_parts() -> tuple[str, list[str]]:
+    """The runtime's struct layout and import table as the cache key has them (from the C
+    module, without the lowering)."""
+    global _runtime_key
+    if _runtime_key is None:
+        from ..runtime import env as runtime
+        layout = ",".join(f"{k}={v}" for k, v in sorted(runtime.state_layout().items()))
+        # A digest: ~2 KB of offsets would make every key's JSON text that much longer.
+        _runtime_key = (hashlib.sha256(layout.encode()).hexdigest()[:32],
+                        sorted(runtime.helper_symbols()))
+    return _runtime_key
+
 
 def cache_key_parts(code: bytes, opt_level: int, bounds_checks: bool,
                     spec: TargetSpec | None = None, maps=None) -> dict:
-    """Everything the object code depends on (see ebpfjit.cache)."""
+    """Everything the object code depends on (see ebpfjit.cache). Computed without llvmlite
+    for the host (a cache hit never loads LLVM): the LLVM build by its library's identity, the
+    host CPU by the cpuid words LLVM reads (hostkey)."""
     from ..version import __version__
-    spec = spec or host_target()
     maps = normalize_maps(maps)
+    layout, imports = _runtime_parts()
     return {
         "maps": None if maps is None else [list(m) if m else None for m in maps],
         "bytecode": bytes(code).hex(),
         "ebpfjit": __version__,
-        "llvm": ".".join(map(str, llvm.llvm_version_info)),
-        "llvmlite": __import__("llvmlite").__version__,
-        "target": spec.key(),
+        "llvm": hostkey.llvm_identity(),
+        "target": spec.key() if spec is not None else hostkey.host_key(lambda: host_target().key()),
         "opt": opt_level,
         "pipeline": PIPELINE,
         "bounds_checks": bool(bounds_checks),
         "lowering": LOWERING_VERSION,
-        "layout": state_layout().key(),
-        "runtime": sorted(RUNTIME_DECLS),
+        "layout": layout,
+        "runtime": imports,
     }
 
 
@@ -351,18 +415,25 @@ def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = Tr
     code = bytes(code)
     store = resolve_cache(cache)
     t0 = time.perf_counter()
-    key = None
-    obj = None
+    key = obj = loaded = None
     if store is not None:
         key = store.key(cache_key_parts(code, opt_level, bounds_checks, maps=maps))
         obj = store.get(key)
+    if obj is not None:
+        t1 = time.perf_counter()
+        try:
+            loaded = load_object(obj)
+        except JitError as exc:     # authentic but not loadable here: compiled again
+            log.debug("ebpfjit cache entry %s does not load (%s): recompiling", key[:16], exc)
+            obj = None
     hit = obj is not None
     if obj is None:
-        obj = _object_code(code, host_target(), opt_level, bounds_checks, maps)
+        elf = _object_code(code, host_target(), opt_level, bounds_checks, maps)
+        t1 = time.perf_counter()
+        obj, loaded = _link(elf)
         if store is not None:
             store.put(key, obj)
-    t1 = time.perf_counter()
-    address, tracker = load_object(obj)
+    address, tracker = loaded
     t2 = time.perf_counter()
     log.debug("compiled %d slots at O%d (%s) in %.2f ms, loaded in %.3f ms", len(code) // 8,
               opt_level, "cache hit" if hit else "compiled", (t1 - t0) * 1e3, (t2 - t1) * 1e3)

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 
 from ..engine import Engine
 from ..errors import EbpfError, KernelError, KernelUnavailable
-from ..objects.elf import code_size
 from ..objects.verdicts import verdict_name
 from . import kernel
 from .bpf_syscall import errno_name
@@ -225,11 +224,6 @@ def pinned_to_one_cpu():
         yield
     finally:
         os.sched_setaffinity(0, before)
-
-
-def _object_code_size(obj: bytes) -> int:
-    """Bytes of machine code in an ELF object: the sizes of its FUNC symbols (else .text)."""
-    return code_size(obj)
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,7 +657,7 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
     jit_code = None
     if "jit" in ours:
         jit_code = ours["jit"][1].compile(opt_level)
-        sizes["jit"] = _object_code_size(jit_code.object_code)
+        sizes["jit"] = jit_code.code_size
 
     text = None
     if asm:

@@ -96,6 +96,18 @@ def test_second_process_hits(tmp_path):
     assert "ebpfjit cache hit" in second["stderr"]
 
 
+def test_hit_in_a_new_process_does_not_load_llvm(tmp_path):
+    """The key is computed and the image mapped without llvmlite (hostkey, jit_image.c)."""
+    child(tmp_path)
+    script = CHILD.replace("print(json.dumps({", "print(json.dumps({'llvm': 'llvmlite' in sys.modules, ")
+    env = dict(os.environ, EBPFJIT_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    env.pop("EBPFJIT_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", script, CODE.hex()], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["hit"] and out["r0"] == 55 and out["llvm"] is False, proc.stderr
+
+
 @pytest.mark.parametrize("damage", ["flip-payload", "flip-header", "truncate", "empty"])
 def test_corrupt_entry_is_detected_and_rebuilt(tmp_path, damage):
     cache = CompileCache(tmp_path)
