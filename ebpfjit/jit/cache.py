@@ -368,7 +368,7 @@ class CompileCache:
             return False
         fd, secret = ready
         blob = self._pack(secret, key, bytes(payload))
-        import secrets      # (writes only: a hit does not import it)
+        import secrets  # (writes only: a hit does not import it)
         tmp = f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}{SUFFIX}"
         try:
             tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600,
