@@ -30,7 +30,7 @@ committed). Per program, as test_loader.c's parse_test_spec() reads them, the BT
 
     python -m ebpfjit.oracle.selftests [BUILD_DIR] [--types socket,tc,xdp] [--reasons N] [-j]
 
-Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.errors, ebpfjit.objects, ebpfjit.verifier
+Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.verifier
 """
 from __future__ import annotations
 
