@@ -22,7 +22,7 @@ from typing import NamedTuple
 from ..errors import KernelError, KernelUnavailable, MapError
 from ..isa.insn import SLOT
 from ..isa.opcodes import LDDW
-from ..objects.btf import Kind as BtfKind
+from ..objects.btf import BtfKind
 from ..objects.spec import (
     BPF_ANY,
     ENOTSUPP,
