@@ -28,7 +28,7 @@ from typing import Any
 from ..engine import DEFAULT_ENGINE, Engine, as_engine
 from ..errors import EbpfError, ExecutionError, VerifierError
 from ..isa import insn as _insn
-from ..isa.opcodes import Kind
+from ..isa.opcodes import Kind, jump_target
 from ..objects import ctx_layout as _ctx
 from ..objects.spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectSpec, ProgType
 from ..runtime import deadline, testrun
@@ -93,8 +93,7 @@ def check_program(name: str, insns: list, env, nmaps: int, maps: Sequence[Any]) 
                                         f"{m.spec.value_size}-byte value of map "
                                         f"{m.spec.name!r}", pc)
         elif ins.kind is Kind.LDDW and ins.src == PSEUDO_FUNC:
-            low = ins.imm & 0xFFFFFFFF
-            target = pc + 1 + (low - (1 << 32) if low & 0x80000000 else low)
+            target = jump_target(pc, ins.imm_lo)
             if not 0 <= target < nslots:
                 raise VerifierError(f"program {name!r}: callback at pc {target} is outside the "
                                     f"program of {nslots} slots", pc)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ...errors import JitError
 from ...isa.insn import CALL_HELPER, CALL_LOCAL, Instruction, iter_pcs
-from ...isa.opcodes import AluOp, AtomicOp, Class, Kind, Source
+from ...isa.opcodes import AluOp, AtomicOp, Class, Kind, Source, jump_target
 from ...objects.spec import PSEUDO_FUNC
 from .budget import segment_charges
 from .lowering_context import ENTRY_NAME, STACK_BYTES
@@ -472,8 +472,8 @@ def covered_accesses(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[in
 
 
 def callback_target(pc: int, insn: Instruction) -> int | None:
-    """Target slot of `lddw rX, func` (src=4, BPF_PSEUDO_FUNC): pc + 1 + imm, else None."""
+    """Target slot of `lddw rX, func` (src=4, BPF_PSEUDO_FUNC), else None: its imm counts
+    slots from the next one, as a jump's offset does."""
     if insn.kind is not Kind.LDDW or insn.src != PSEUDO_FUNC:
         return None
-    low = insn.imm & 0xFFFFFFFF
-    return pc + 1 + (low - (1 << 32) if low & 0x80000000 else low)
+    return jump_target(pc, insn.imm_lo)
