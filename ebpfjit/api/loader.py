@@ -28,11 +28,10 @@ from typing import Any
 from ..engine import DEFAULT_ENGINE, Engine, as_engine
 from ..errors import EbpfError, ExecutionError, VerifierError
 from ..isa import insn as _insn
-from ..isa.opcodes import Kind, jump_target
 from ..objects import ctx_layout as _ctx
-from ..objects.spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectSpec, ProgType
+from ..objects.spec import MapSpec, ObjectSpec, ProgType
 from ..runtime import deadline, testrun
-from .program import Program
+from .program import Program, check_program
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
 
@@ -61,42 +60,6 @@ class TestRunResult(tuple):
 
 
 _result = TestRunResult
-
-
-# --- load-time checks -----------------------------------------------------------------------
-
-def check_program(name: str, insns: list, env, nmaps: int, maps: Sequence[Any]) -> None:
-    """What the kernel verifier would refuse and we can see statically: unknown helpers,
-    references to maps that do not exist, callbacks outside the program, kfunc calls."""
-    from ..objects.helper_names import helper_name
-    nslots = _insn.slot_count(insns)
-    for pc, ins in _insn.iter_pcs(insns):
-        if ins.kind is Kind.CALL and ins.src == _insn.CALL_HELPER:
-            if not env.has_helper(ins.imm):
-                hname = helper_name(ins.imm)
-                raise VerifierError(f"program {name!r}: call to unknown helper {ins.imm}"
-                                    + (f" ({hname})" if hname else "")
-                                    + " (not implemented by ebpfjit)", pc)
-        elif ins.kind is Kind.CALL and ins.src == _insn.CALL_KFUNC:
-            raise VerifierError(f"program {name!r}: kfunc calls are not supported "
-                                f"(btf id {ins.imm})", pc)
-        elif ins.kind is Kind.LDDW and ins.src in (PSEUDO_MAP_FD, PSEUDO_MAP_VALUE):
-            index = ins.imm & 0xFFFFFFFF
-            if index >= nmaps:
-                raise VerifierError(f"program {name!r}: reference to map index {index}, but "
-                                    f"the object has {nmaps} maps", pc)
-            if ins.src == PSEUDO_MAP_VALUE:
-                offset = (ins.imm >> 32) & 0xFFFFFFFF
-                m = maps[index]
-                if offset >= m.spec.value_size:
-                    raise VerifierError(f"program {name!r}: offset {offset} outside the "
-                                        f"{m.spec.value_size}-byte value of map "
-                                        f"{m.spec.name!r}", pc)
-        elif ins.kind is Kind.LDDW and ins.src == PSEUDO_FUNC:
-            target = jump_target(pc, ins.imm_lo)
-            if not 0 <= target < nslots:
-                raise VerifierError(f"program {name!r}: callback at pc {target} is outside the "
-                                    f"program of {nslots} slots", pc)
 
 
 def convert_context(insns: list, prog_type: ProgType) -> list:
