@@ -466,6 +466,17 @@ class LoadedProgram:
         self._raise(st, DEFAULT_BUDGET if budget is None else budget)
         raise AssertionError("unreachable: a failed packet run without a fault")
 
+    def _engine_and_budget(self, engine: str, budget: int | None) -> tuple[int, int]:
+        """The C engine code of `engine` and the budget a run gets (None: DEFAULT_BUDGET), checked
+        as every run path checks them: the JIT needs compiled code, a budget is >= 1."""
+        e = _engine_code(engine)
+        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise EbpfError("engine 'jit' requested but no JIT function is set")
+        budget = DEFAULT_BUDGET if budget is None else budget
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1, not {budget}")
+        return e, budget
+
     def run_packets(self, ctx: int, packets: Sequence[Any], engine: str = "interp",
                     budget: int | None = None, refused: Callable[[Any], Any] | None = None
                     ) -> list[int]:
@@ -474,13 +485,7 @@ class LoadedProgram:
         A fault stops the batch: the ExecutionError names the packet (`batch_index`, and
         `results`: the verdicts of the packets before it). A packet the model refuses calls
         `refused(packet)`, which should raise the test run's error."""
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        if budget is None:
-            budget = DEFAULT_BUDGET
-        elif budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         n = len(packets)
         if not n:
             return []
@@ -518,12 +523,7 @@ class LoadedProgram:
         the next one. Returns (packets run, bytes of `out` used). Fewer packets than asked
         with no fault and room left in `out` means the model refused the next packet; a fault
         raises ExecutionError with `batch_index` (its index in this chunk)."""
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        budget = DEFAULT_BUDGET if budget is None else budget
-        if budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         n = len(lens)
         if not n:
             return 0, 0
@@ -563,12 +563,7 @@ class LoadedProgram:
         Returns (records run, bytes consumed, stop): stop 0 the records ended, 1 a record is
         longer than max_rec, 3 the model refused the next packet. A fault raises
         ExecutionError with `batch_index` (the record's index from `start`)."""
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        budget = DEFAULT_BUDGET if budget is None else budget
-        if budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         if (max_n < 0 or len(verdicts) < max_n or len(counts) < COUNTED_VERDICTS + 1
                 or not 0 <= start <= end <= len(buf)):
             raise ValueError("run_pcap_records: max_n, counts or the buffer range does not fit")
@@ -589,13 +584,7 @@ class LoadedProgram:
         return int(n), int(consumed[0]), int(stop[0])
 
     def _run_slow(self, mem, engine, budget, r1, r2) -> int:
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        if budget is None:
-            budget = DEFAULT_BUDGET
-        elif budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         buf, n, copy = _mem_args(mem)
         st = thread_state()
         if r1 is None and r2 is None:
