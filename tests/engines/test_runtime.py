@@ -533,14 +533,10 @@ def test_access_ok_slow_path():
 
 
 def test_fuzz_interpreter_never_crashes():
+    from tests.support.engines import fuzz_harness  # after the importorskip of the runtime
     rng = random.Random(20261121)
-    env = Env()
-    env.register_helper(5, identity)
-    values = ffi.new("uint8_t[]", 64)
-    m = ffi.new("struct ebpfjit_map_base *", {"value_size": 64, "max_entries": 1})
-    m.values = values
-    env.set_maps([m])
-    env.add_region(values, 64, writable=True)
+    harness = fuzz_harness()
+    env = harness.env
     cases = outcomes = 0
     kinds: dict[str, int] = {}
     while cases < 3000:
