@@ -119,6 +119,7 @@ class Program:
         """
         prog_type = prog_type_from_name(type)
         if prog_type != ProgType.UNSPEC and cls is Program:
+            # Lazy peer import: ObjectProgram (loader) is a Program, so loader imports this module.
             from .loader import program_from_code
             unknown = set(kwargs) - {"name", "opt_level", "verify"}
             if unknown:
@@ -135,6 +136,7 @@ class Program:
     @classmethod
     def from_asm(cls, text: str, type: str | int | ProgType = "raw", **kwargs) -> Program:
         """Program from assembly in the bpf_conformance dialect. Raises AssemblerError."""
+        # Lazy: the assembler is ~16 ms of `import ebpfjit`.
         from ..isa.asm import assemble
         return cls.from_bytes(assemble(text), type=type, **kwargs)
 
@@ -153,7 +155,7 @@ class Program:
     def env(self):
         if self._env is None:
             # A program of its own gets the kernel's helpers by id, as an object's programs do
-            # (maps need an object, so map helpers only find none).
+            # (maps need an object, so map helpers only find none). Lazy: the C module.
             from ..runtime.env import Env
             from ..runtime.helpers import install_builtin_helpers
             self._env = Env()
@@ -164,6 +166,7 @@ class Program:
     def loaded(self):
         """The C program record (created on first use, after helper checks)."""
         if self._loaded is None:
+            # Lazy: the C module (ebpfjit._rt): `import ebpfjit` does not load it.
             from ..runtime.env import LoadedProgram
             # An unknown helper is a load-time error, as in the kernel, not a run-time surprise.
             check_program(self.name, self.insns, self.env)
@@ -186,6 +189,7 @@ class Program:
         level = self.opt_level if opt_level is None else opt_level
         key = (level, bounds_checks)
         if key not in self._jit:
+            # Lazy: llvmlite, only when JIT code is asked for.
             from ..jit.compile import compile_program
             self._jit[key] = compile_program(self.code, opt_level=level, bounds_checks=bounds_checks,
                                              maps=self._jit_maps())
@@ -253,15 +257,18 @@ class Program:
     # --- inspection ---------------------------------------------------------------------------
 
     def disassemble(self, syntax: str = "llvm") -> str:
+        # Lazy: the disassembler is ~7 ms of `import ebpfjit`.
         from ..isa.disasm import disassemble
         return disassemble(self.insns, syntax=syntax)
 
     def llvm_ir(self, optimized: bool = False) -> str:
+        # Lazy: llvmlite, only when JIT code is asked for.
         from ..jit.compile import llvm_ir
         return llvm_ir(self.code, optimized=optimized, opt_level=self.opt_level,
                        maps=self._jit_maps())
 
     def native_asm(self, target: str | None = None) -> str:
+        # Lazy: llvmlite, only when JIT code is asked for.
         from ..jit.compile import native_asm
         return native_asm(self.code, target=target, opt_level=self.opt_level,
                           maps=self._jit_maps())

@@ -26,6 +26,9 @@ from llvmlite import ir
 
 from ..errors import JitError
 from ..isa.insn import decode
+from ..runtime import env as runtime
+from ..version import __version__
+from .cache import resolve_cache
 from .lower import (
     CALLBACK_NAME,
     ENTRY_NAME,
@@ -36,6 +39,7 @@ from .lower import (
     StateLayout,
     lower_program,
 )
+from .lower.debugloc import add_pc_locations, annotate_assembly
 
 log = logging.getLogger("ebpfjit.jit")
 
@@ -127,7 +131,6 @@ def state_layout() -> StateLayout:
     """The runtime's struct layout (cffi offsetof), as the lowering consumes it."""
     global _layout
     if _layout is None:
-        from ..runtime import env as runtime
         _layout = StateLayout.from_runtime(runtime.state_layout())
     return _layout
 
@@ -136,7 +139,6 @@ def runtime_symbols() -> dict[str, int]:
     """Addresses of the runtime functions generated code calls, bound at load time."""
     global _symbols
     if _symbols is None:
-        from ..runtime import env as runtime
         symbols = runtime.helper_symbols()
         missing = [name for name in RUNTIME_DECLS if name not in symbols]
         if missing:
@@ -309,7 +311,6 @@ class JitCode:
 def cache_key_parts(code: bytes, opt_level: int, bounds_checks: bool,
                     spec: TargetSpec | None = None, maps=None) -> dict:
     """Everything the object code depends on (see ebpfjit.cache)."""
-    from ..version import __version__
     spec = spec or host_target()
     maps = normalize_maps(maps)
     return {
@@ -346,7 +347,6 @@ def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = Tr
     Raises:
         DecodeError for malformed bytecode, JitError if LLVM fails.
     """
-    from .cache import resolve_cache
     _check_opt(opt_level)
     code = bytes(code)
     store = resolve_cache(cache)
@@ -396,7 +396,6 @@ def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
 
     With `annotate`, each run of machine code is preceded by `# pc N: <insn>`, the eBPF
     instruction it came from (through debug line locations whose line is the pc)."""
-    from .lower.debugloc import add_pc_locations, annotate_assembly
     _check_opt(opt_level)
     spec = TargetSpec.resolve(target)
     with _lock:

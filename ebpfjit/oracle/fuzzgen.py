@@ -39,7 +39,10 @@ Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import hashlib
 import json
+import multiprocessing
 import os
 import pathlib
 import random
@@ -52,9 +55,13 @@ from dataclasses import dataclass, field
 
 from ..engine import Engine
 from ..engine import parse_engine as _parse_engine
-from ..isa.insn import Instruction, check_fields, encode
+from ..errors import EbpfError, KernelError
+from ..isa.disasm import disassemble
+from ..isa.insn import Instruction, check_fields, decode, encode
+from ..isa.insn import encode as encode_insns
 from ..isa.opcodes import ATOMIC_IMMS, OPCODES, AluOp, AtomicOp, Class, JmpOp, Kind, Mode, Size, Source
-from ..objects.spec import MapSpec, MapType, ProgType
+from ..objects.spec import MapSpec, MapType, ObjectSpec, ProgramSpec, ProgType
+from . import kernel
 
 __all__ = ["PKT_LEN", "MAPS", "FuzzProgram", "generate", "packets_for", "random_insn", "random_insns",
            "reads_frame_address", "DIFF_MEM_SIZE", "differential_program", "Outcome", "Result",
@@ -1047,13 +1054,10 @@ class KernelRunner:
     """Loads programs with BPF_PROG_LOAD and runs them with BPF_PROG_TEST_RUN on fresh maps."""
 
     def __init__(self, kernel_module=None):
-        if kernel_module is None:
-            from . import kernel as kernel_module
-        self.k = kernel_module
+        self.k = kernel if kernel_module is None else kernel_module
 
     def run(self, code: bytes, packets: Sequence[bytes], *, prog_type: ProgType = ProgType.XDP,
             maps: Sequence[MapSpec] = MAPS, log_level: int = 0) -> Result:
-        from ..errors import KernelError
         kmaps = [self.k.KernelMap(spec) for spec in maps]
         try:
             try:
@@ -1108,11 +1112,9 @@ class OurRunner:
         """(program, maps): an Env with the builtin helpers and fresh maps, and the program
         bound to it: a plain Program for raw code, else an ObjectProgram (as loader.load()
         builds it: context accesses converted, test_run on the kernel's test-run model)."""
+        # Lazy: the C module (ebpfjit._rt): the generators and the kernel runner work without it.
         from ..api import loader
         from ..api.program import Program
-        from ..isa.insn import decode
-        from ..isa.insn import encode as encode_insns
-        from ..objects.spec import ObjectSpec, ProgramSpec
         from ..runtime import helpers
         from ..runtime.env import Env
         from ..runtime.maps import Map
@@ -1136,6 +1138,7 @@ class OurRunner:
             prog.opt_level = self.opt_level
             obj.programs["fuzz"] = prog
         if self.engine == "jit":
+            # Lazy: llvmlite, only for the JIT runs.
             from ..jit.compile import compile_program
             # Program.compile() would go through the on-disk cache, which random programs only
             # pollute: compile here and hand the result to the Program's per-level table.
@@ -1148,7 +1151,6 @@ class OurRunner:
 
     def run(self, code: bytes, packets: Sequence[bytes], *, prog_type: ProgType = ProgType.XDP,
             maps: Sequence[MapSpec] = MAPS) -> Result:
-        from ..errors import EbpfError
         try:
             prog, created = self._program(code, prog_type, maps)
             res = Result()
@@ -1318,11 +1320,9 @@ def describe(outcome: Outcome) -> str:
 def save_case(outcome: Outcome, directory: str | os.PathLike, description: str = "") -> pathlib.Path:
     """Write a corpus file; the name is derived from the program bytes, so saving twice is
     idempotent."""
-    import hashlib
     code = outcome.program.code(outcome.variant)
     digest = hashlib.sha256(code + b"".join(outcome.packets)).hexdigest()[:12]
     path = pathlib.Path(directory) / f"fuzz-{digest}.json"
-    from ..isa.disasm import disassemble
     obj = {
         "description": description or describe(outcome),
         "seed": outcome.program.seed,
@@ -1508,8 +1508,6 @@ def fuzz_parallel(workers: int = 2, **kwargs) -> FuzzStats:
     """fuzz() in `workers` processes (spawned: LLVM and bpf fds stay per process). With
     `count`, worker w takes seeds seed + w*chunk ...; with `seconds`, every worker runs that
     long on its own seed range (seed + w * 10**9)."""
-    import concurrent.futures
-    import multiprocessing
     if workers <= 1:
         return fuzz(**kwargs)
     kwargs.pop("progress", None)
@@ -1559,7 +1557,6 @@ def main(argv: list[str] | None = None) -> int:
     for word in filter(None, args.exclude.split(",")):
         exclude |= MAP_UNITS if word == "maps" else {word}
     if args.show is not None:
-        from ..isa.disasm import disassemble
         print(disassemble(generate(args.show, args.size, exclude).code(args.variant)))
         return 0
     if args.seconds is None and args.count is None:

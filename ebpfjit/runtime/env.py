@@ -20,6 +20,8 @@ from typing import Any
 from .._rt import ffi, lib
 from ..engine import Engine, as_engine
 from ..errors import EbpfError, ExecutionError
+from ..isa.disasm import format_insn
+from ..isa.insn import decode, iter_pcs
 
 U64 = (1 << 64) - 1
 MAX_HELPERS = lib.EBPFJIT_MAX_HELPERS
@@ -611,7 +613,6 @@ class LoadedProgram:
 
     def _insns(self):
         try:
-            from ..isa.insn import decode
             return decode(self.code, validate=False)
         except EbpfError:
             return None
@@ -749,7 +750,6 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
     addr, size, info = st.fault_addr, st.fault_size, st.fault_info
     insn = None
     if insns is not None and pc is not None:
-        from ..isa.insn import iter_pcs
         insn = next((i for p, i in iter_pcs(insns) if p == pc), None)
     place = _place(pc, insn, line_info)
     if status in (lib.EBPFJIT_ERR_OOB_LOAD, lib.EBPFJIT_ERR_OOB_STORE):
@@ -796,7 +796,6 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
 
 
 def _place(pc, insn, line_info) -> dict[str, Any]:
-    from ..isa.disasm import format_insn
     src = fault_line(pc, line_info)
     return {"insn_text": format_insn(insn) if insn is not None else None,
             "source_file": src[0] if src else None, "line": src[1] if src else None,
