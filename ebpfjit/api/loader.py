@@ -28,15 +28,21 @@ from typing import Any
 from ..engine import DEFAULT_ENGINE, Engine, as_engine
 from ..errors import EbpfError, ExecutionError, VerifierError
 from ..isa import insn as _insn
-from ..isa.opcodes import Kind
 from ..objects import ctx_layout as _ctx
-from ..objects.spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, MapSpec, ObjectSpec, ProgType
+from ..objects.spec import MapSpec, ObjectSpec, ProgType
 from ..runtime import deadline, testrun
-from .program import Program
+from .program import Program, check_program
 
 __all__ = ["load", "Object", "ObjectProgram", "TestRunResult", "CONTEXT_LAYOUTS"]
 
+from ..isa.disasm import disassemble
 from ..objects.ctx_layout import CONTEXT_LAYOUTS, SK_BUFF_CGROUP_SKB  # noqa: E402,F401  (one table)
+from ..objects.spec import MapType, ProgramSpec
+from ..runtime import env as runtime
+from ..runtime import helpers as _helpers
+from ..runtime.env import Env
+from ..runtime.helpers import read_trace
+from ..runtime.maps import DEFAULT_MEMORY_LIMIT, Map, MemoryAccount
 
 # skb program types -> is_l2 of the kernel's bpf_prog_test_run_skb: tc sees the Ethernet
 # header, socket filters and cgroup_skb start at the network header (it is pulled, and pushed
@@ -61,43 +67,6 @@ class TestRunResult(tuple):
 
 
 _result = TestRunResult
-
-
-# --- load-time checks -----------------------------------------------------------------------
-
-def check_program(name: str, insns: list, env, nmaps: int, maps: Sequence[Any]) -> None:
-    """What the kernel verifier would refuse and we can see statically: unknown helpers,
-    references to maps that do not exist, callbacks outside the program, kfunc calls."""
-    from ..objects.helper_names import helper_name
-    nslots = _insn.slot_count(insns)
-    for pc, ins in _insn.iter_pcs(insns):
-        if ins.kind is Kind.CALL and ins.src == _insn.CALL_HELPER:
-            if not env.has_helper(ins.imm):
-                hname = helper_name(ins.imm)
-                raise VerifierError(f"program {name!r}: call to unknown helper {ins.imm}"
-                                    + (f" ({hname})" if hname else "")
-                                    + " (not implemented by ebpfjit)", pc)
-        elif ins.kind is Kind.CALL and ins.src == _insn.CALL_KFUNC:
-            raise VerifierError(f"program {name!r}: kfunc calls are not supported "
-                                f"(btf id {ins.imm})", pc)
-        elif ins.kind is Kind.LDDW and ins.src in (PSEUDO_MAP_FD, PSEUDO_MAP_VALUE):
-            index = ins.imm & 0xFFFFFFFF
-            if index >= nmaps:
-                raise VerifierError(f"program {name!r}: reference to map index {index}, but "
-                                    f"the object has {nmaps} maps", pc)
-            if ins.src == PSEUDO_MAP_VALUE:
-                offset = (ins.imm >> 32) & 0xFFFFFFFF
-                m = maps[index]
-                if offset >= m.spec.value_size:
-                    raise VerifierError(f"program {name!r}: offset {offset} outside the "
-                                        f"{m.spec.value_size}-byte value of map "
-                                        f"{m.spec.name!r}", pc)
-        elif ins.kind is Kind.LDDW and ins.src == PSEUDO_FUNC:
-            low = ins.imm & 0xFFFFFFFF
-            target = pc + 1 + (low - (1 << 32) if low & 0x80000000 else low)
-            if not 0 <= target < nslots:
-                raise VerifierError(f"program {name!r}: callback at pc {target} is outside the "
-                                    f"program of {nslots} slots", pc)
 
 
 def convert_context(insns: list, prog_type: ProgType) -> list:
@@ -174,7 +143,6 @@ class ObjectProgram(Program):
     def disassemble(self, syntax: str = "llvm", *, xlated: bool = False) -> str:
         """The program as the object has it (map names, source lines interleaved), or with
         `xlated` as it runs: after the load-time context-access rewrite (convert_context)."""
-        from ..isa.disasm import disassemble
         names = list(self.object.maps)
         if not xlated:
             return disassemble(self.spec.code, syntax, map_names=names,
@@ -208,13 +176,11 @@ class ObjectProgram(Program):
         return loaded
 
     def _fail(self, loaded, budget):
-        from ..runtime import env as runtime
         # The test runs took the thread's state one level deeper and gave the level back: right
         # after the call, the current level's state is the one the failed run used.
         loaded._raise(runtime.thread_state(), budget)
 
     def _engine_code(self, engine: str) -> int:
-        from ..runtime import env as runtime
         return runtime.ENGINE_JIT if engine == "jit" else runtime.ENGINE_INTERP
 
     # --- running -------------------------------------------------------------------------
@@ -245,7 +211,6 @@ class ObjectProgram(Program):
             return self._run_ctx(packet, engine, budget, 1)[0]
 
     def _packet_model(self) -> int | None:
-        from ..runtime import env as runtime
         if self.type == ProgType.XDP:
             return runtime.PKT_XDP
         if self.type in SKB_TYPES:
@@ -379,7 +344,6 @@ class Object:
 
     def trace_log(self) -> list[str]:
         """bpf_trace_printk lines written since the previous call (trace_pipe semantics)."""
-        from ..runtime.helpers import read_trace
         return read_trace(self.env)
 
     def _prog_array_targets(self) -> list[ObjectProgram]:
@@ -422,6 +386,7 @@ def load(path_or_bytes, *, ncpus: int | None = None, rodata: dict[str, Any] | No
             accesses its context in a way the kernel would refuse (pc included).
         MapError: a map cannot be created (for instance it does not fit memory_limit).
     """
+    # Lazy: pyelftools (~80 ms) only for ELF input (typed raw programs load through here).
     from ..objects.elf import load_spec
 
     spec = load_spec(path_or_bytes)
@@ -437,7 +402,6 @@ def program_from_code(code: bytes, prog_type: ProgType, *, name: str = "prog",
                       ncpus: int | None = None, verify: bool = False) -> ObjectProgram:
     """A program of the given type from raw bytecode (no maps), run like an object's program:
     context accesses converted, the type's test-run model (XDP buffer, skb) in both engines."""
-    from ..objects.spec import ProgramSpec
     pspec = ProgramSpec(name=name, section="", type=ProgType(prog_type), code=bytes(code),
                         license="GPL")
     spec = ObjectSpec(path="<bytecode>", programs={name: pspec}, maps={}, license="GPL")
@@ -448,9 +412,6 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
                      programs: Sequence[str] | None = None,
                      memory_limit: int | None = None, verify: bool = False) -> Object:
     """An Object from an ObjectSpec (what `load` does after parsing the ELF)."""
-    from ..runtime import helpers as _helpers
-    from ..runtime.env import Env
-    from ..runtime.maps import DEFAULT_MEMORY_LIMIT, Map, MemoryAccount
 
     memory = MemoryAccount(DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
     env = Env()
@@ -477,6 +438,7 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
         if pspec.unsupported:       # a load_spec(per_program=True) spec: refuse, never guess
             raise VerifierError(f"program {name!r}: {pspec.unsupported}")
         if verify:
+            # Lazy: the verifier (~80 ms) only with verify=True.
             from ..verifier import verify_spec
             verify_spec(pspec, spec)
         insns = _insn.decode(pspec.code)
@@ -489,7 +451,6 @@ def load_object_spec(spec: ObjectSpec, *, ncpus: int | None = None,
 
 def _fill_values(obj: Object) -> None:
     """Static `.values = {...}` of prog_arrays (program names) and map-in-maps (map names)."""
-    from ..objects.spec import MapType
     for name, m in obj.maps.items():
         values = m.spec.values
         if not values:

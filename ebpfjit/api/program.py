@@ -9,13 +9,15 @@ Imports: ebpfjit.engine, ebpfjit.api.loader, ebpfjit.errors, ebpfjit.isa, ebpfji
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..engine import DEFAULT_ENGINE, Engine, as_engine
 from ..errors import EbpfError, VerifierError
 from ..isa import insn as _insn
-from ..isa.opcodes import Kind
-from ..objects.spec import ProgType
+from ..isa.opcodes import Kind, jump_target
+from ..objects.helper_names import helper_name
+from ..objects.spec import PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, ProgType
 
 ENGINES = tuple(e.value for e in Engine)
 
@@ -43,6 +45,47 @@ def prog_type_from_name(name: str | int | ProgType) -> ProgType:
     except KeyError:
         raise EbpfError(f"unknown program type {name!r}; expected one of "
                         f"{', '.join(PROG_TYPE_NAMES)}") from None
+
+
+# --- load-time checks -----------------------------------------------------------------------
+
+def check_program(name: str, insns: list, env, nmaps: int | None = None,
+                  maps: Sequence[Any] = ()) -> None:
+    """The one load-time check: what the kernel verifier would refuse and we can see statically.
+    Unknown helpers (against `env`) and kfunc calls always; for an object's program (`nmaps`
+    given, `maps` its maps by index) also references to maps that do not exist and callbacks
+    outside the program. A raw program (`nmaps` None) has no object: its lddw map and function
+    references fault when they run."""
+    nslots = _insn.slot_count(insns)
+    for pc, ins in _insn.iter_pcs(insns):
+        if ins.kind is Kind.CALL and ins.src == _insn.CALL_HELPER:
+            if not env.has_helper(ins.imm):
+                hname = helper_name(ins.imm)
+                raise VerifierError(f"program {name!r}: call to unknown helper {ins.imm}"
+                                    + (f" ({hname})" if hname else "")
+                                    + " (not implemented by ebpfjit)", pc)
+        elif ins.kind is Kind.CALL and ins.src == _insn.CALL_KFUNC:
+            raise VerifierError(f"program {name!r}: kfunc calls are not supported "
+                                f"(btf id {ins.imm})", pc)
+        elif nmaps is None:
+            continue
+        elif ins.kind is Kind.LDDW and ins.src in (PSEUDO_MAP_FD, PSEUDO_MAP_VALUE):
+            index = ins.imm & 0xFFFFFFFF
+            if index >= nmaps:
+                raise VerifierError(f"program {name!r}: reference to map index {index}, but "
+                                    f"the object has {nmaps} maps", pc)
+            if ins.src == PSEUDO_MAP_VALUE:
+                offset = (ins.imm >> 32) & 0xFFFFFFFF
+                m = maps[index]
+                if offset >= m.spec.value_size:
+                    raise VerifierError(f"program {name!r}: offset {offset} outside the "
+                                        f"{m.spec.value_size}-byte value of map "
+                                        f"{m.spec.name!r}", pc)
+        elif ins.kind is Kind.LDDW and ins.src == PSEUDO_FUNC:
+            target = jump_target(pc, ins.imm_lo)
+            if not 0 <= target < nslots:
+                raise VerifierError(f"program {name!r}: callback at pc {target} is outside the "
+                                    f"program of {nslots} slots", pc)
 
 
 class Program:
@@ -76,6 +119,7 @@ class Program:
         """
         prog_type = prog_type_from_name(type)
         if prog_type != ProgType.UNSPEC and cls is Program:
+            # Lazy peer import: ObjectProgram (loader) is a Program, so loader imports this module.
             from .loader import program_from_code
             unknown = set(kwargs) - {"name", "opt_level", "verify"}
             if unknown:
@@ -92,6 +136,7 @@ class Program:
     @classmethod
     def from_asm(cls, text: str, type: str | int | ProgType = "raw", **kwargs) -> Program:
         """Program from assembly in the bpf_conformance dialect. Raises AssemblerError."""
+        # Lazy: the assembler is ~16 ms of `import ebpfjit`.
         from ..isa.asm import assemble
         return cls.from_bytes(assemble(text), type=type, **kwargs)
 
@@ -110,7 +155,7 @@ class Program:
     def env(self):
         if self._env is None:
             # A program of its own gets the kernel's helpers by id, as an object's programs do
-            # (maps need an object, so map helpers only find none).
+            # (maps need an object, so map helpers only find none). Lazy: the C module.
             from ..runtime.env import Env
             from ..runtime.helpers import install_builtin_helpers
             self._env = Env()
@@ -121,8 +166,10 @@ class Program:
     def loaded(self):
         """The C program record (created on first use, after helper checks)."""
         if self._loaded is None:
+            # Lazy: the C module (ebpfjit._rt): `import ebpfjit` does not load it.
             from ..runtime.env import LoadedProgram
-            self._check_helpers()
+            # An unknown helper is a load-time error, as in the kernel, not a run-time surprise.
+            check_program(self.name, self.insns, self.env)
             self._loaded = LoadedProgram(self.code, self.env, int(self.type))
             self._loaded.name = self.name
             self._describe_faults(self._loaded)
@@ -130,17 +177,6 @@ class Program:
 
     def _describe_faults(self, loaded) -> None:
         """Tell `loaded` what its fault messages name (source lines, the memory's name)."""
-
-    def _check_helpers(self) -> None:
-        # An unknown helper is a load-time error, as in the kernel, not a run-time surprise.
-        for pc, ins in _insn.iter_pcs(self.insns):
-            if ins.kind is Kind.CALL and ins.src == _insn.CALL_HELPER and not self.env.has_helper(ins.imm):
-                from ..objects.helper_names import helper_name
-                name = helper_name(ins.imm)
-                raise VerifierError(f"call to unknown helper {ins.imm}" +
-                                    (f" ({name})" if name else ""), pc)
-            if ins.kind is Kind.CALL and ins.src == _insn.CALL_KFUNC:
-                raise VerifierError(f"kfunc calls are not supported (btf id {ins.imm})", pc)
 
     def register_helper(self, helper_id: int, fn: Callable | int | object) -> None:
         """Install helper `helper_id`: a Python callable (slow path), a cffi function pointer or
@@ -153,6 +189,7 @@ class Program:
         level = self.opt_level if opt_level is None else opt_level
         key = (level, bounds_checks)
         if key not in self._jit:
+            # Lazy: llvmlite, only when JIT code is asked for.
             from ..jit.compile import compile_program
             self._jit[key] = compile_program(self.code, opt_level=level, bounds_checks=bounds_checks,
                                              maps=self._jit_maps())
@@ -220,15 +257,18 @@ class Program:
     # --- inspection ---------------------------------------------------------------------------
 
     def disassemble(self, syntax: str = "llvm") -> str:
+        # Lazy: the disassembler is ~7 ms of `import ebpfjit`.
         from ..isa.disasm import disassemble
         return disassemble(self.insns, syntax=syntax)
 
     def llvm_ir(self, optimized: bool = False) -> str:
+        # Lazy: llvmlite, only when JIT code is asked for.
         from ..jit.compile import llvm_ir
         return llvm_ir(self.code, optimized=optimized, opt_level=self.opt_level,
                        maps=self._jit_maps())
 
     def native_asm(self, target: str | None = None) -> str:
+        # Lazy: llvmlite, only when JIT code is asked for.
         from ..jit.compile import native_asm
         return native_asm(self.code, target=target, opt_level=self.opt_level,
                           maps=self._jit_maps())

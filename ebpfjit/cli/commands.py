@@ -11,11 +11,24 @@ Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.capture, ebpfjit.cli.conformance, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import warnings
 
+from ..api.program import Program
 from ..engine import DEFAULT_ENGINE, Engine
 from ..errors import EbpfError
+from ..isa.asm import assemble
+from ..jit.cache import CacheWarning, CompileCache, cache_enabled
+from ..objects.records import decode_records
+from ..objects.spec import MapType
+from ..objects.verdicts import verdict_name as name_of
+from ..oracle.compare import add_compare_parser
+from ..version import __version__
+from . import testdata
+from .conformance import conformance_program, run_case
+from .verify import add_verify_parser
 
 ELF_MAGIC = b"\x7fELF"
 RAW_SUFFIXES = (".bin", ".raw")      # taken as raw bytecode without --raw
@@ -28,7 +41,6 @@ class UsageError(EbpfError):
 
 
 def _emit_json(args, value) -> None:
-    import json
     print(json.dumps(value, indent=4 if getattr(args, "pretty", False) else None))
 
 
@@ -50,9 +62,9 @@ def _load_programs(path: str, program: str | None = None, section: str | None = 
 
     Returns a list of (name, Program, mem) where mem is the test memory of a `.data` file.
     """
-    from ..api.program import Program
     blob = _read_input(path)
     if blob.startswith(ELF_MAGIC):
+        # Lazy: the C module (ebpfjit._rt): commands that do not run programs report without it.
         from ..api.loader import load
         obj = load(blob if path == "-" else path)
         if program or section:
@@ -61,8 +73,6 @@ def _load_programs(path: str, program: str | None = None, section: str | None = 
         return [(name, prog, None) for name, prog in obj.programs.items()]
     name = os.path.basename(path)
     if path.endswith(".data"):
-        from . import testdata
-        from .conformance import conformance_program
         case = testdata.load(path)
         return [(name, conformance_program(case.code), case.mem)]
     if path.endswith((".s", ".asm")):
@@ -83,7 +93,6 @@ def _one_program(args):
 
 
 def cmd_asm(args) -> int:
-    from ..isa.asm import assemble
     code = assemble(_read_input(args.file).decode())
     if _wants_json(args):
         if args.output not in (None, "-"):
@@ -133,7 +142,6 @@ def _mem_from_args(args, default: bytes | None) -> bytearray:
 
 
 def verdict_name(prog, retval: int) -> str:
-    from ..objects.verdicts import verdict_name as name_of
     return name_of(prog.type, retval)
 
 
@@ -146,7 +154,8 @@ def cmd_run(args) -> int:
     if args.pcap:
         if not is_object_prog:
             raise UsageError("--pcap needs a program from an ELF object (XDP, tc or socket filter)")
-        from ..api.loader import deadline  # the runs' wall-clock limit (runtime)
+        # Lazy: the C module (ebpfjit._rt); deadline is the runs' wall-clock limit.
+        from ..api.loader import deadline
         from ..capture.stream import Progress, run_pcap_command
         progress = Progress(label=f"{name}: ")
         with deadline(args.timeout, name):     # bounds the whole capture
@@ -210,10 +219,7 @@ def _emitted(obj, report: dict, show: bool) -> dict[str, list[bytes]]:
     them, then every ring-buffer record (consumed, as a libbpf reader would), decoded through
     BTF when ebpfjit.objects.records finds its type, else in hex. Returns the records of each
     ring buffer."""
-    import json
 
-    from ..objects.records import decode_records
-    from ..objects.spec import MapType
     trace = obj.trace_log()
     records = {name: decode_records(obj.spec.btf, m.spec, m.poll())
                for name, m in obj.maps.items() if m.spec.type is MapType.RINGBUF}
@@ -236,9 +242,7 @@ def _emitted(obj, report: dict, show: bool) -> dict[str, list[bytes]]:
 def format_map_summary(m) -> str:
     """One line per entry, decoded through BTF where possible; all-zero array slots elided
     (a run summary, unlike `map dump`, which prints what bpftool prints)."""
-    import json
 
-    from ..objects.spec import MapType
     lines, hidden = [], 0
     array_like = m.spec.type in (MapType.ARRAY, MapType.PERCPU_ARRAY)
     for entry in m.dump():
@@ -256,7 +260,6 @@ def format_map_summary(m) -> str:
 
 def format_map_dump(m, json_output: bool) -> str:
     """A map's contents as `bpftool map dump` prints them (`-j`: its JSON)."""
-    import json
     entries = m.dump()
     if json_output:
         return json.dumps(entries)
@@ -279,6 +282,7 @@ def format_map_dump(m, json_output: bool) -> str:
 
 
 def cmd_map(args) -> int:
+    # Lazy: the C module (ebpfjit._rt): commands that do not run programs report without it.
     from ..api.loader import load
     obj = load(args.file)
     if args.map_command == "list":
@@ -329,6 +333,7 @@ def cmd_dump(args) -> int:
 
 
 def cmd_compile(args) -> int:
+    # Lazy: llvmlite, only for `compile`.
     from ..jit.compile import emit_object
     _, prog, _ = _one_program(args)
     obj = emit_object(prog.code, target=args.target, opt_level=args.opt_level,
@@ -342,8 +347,6 @@ def cmd_compile(args) -> int:
 
 
 def cmd_conformance(args) -> int:
-    from . import testdata
-    from .conformance import run_case
     if not os.path.isdir(args.directory):
         raise UsageError(f"{args.directory}: no such directory")
     paths = testdata.iter_dir(args.directory)
@@ -367,9 +370,7 @@ def cmd_conformance(args) -> int:
 
 def cmd_cache(args) -> int:
     """`cache info` / `cache clear` for the on-disk JIT cache (ebpfjit.cache)."""
-    import warnings
 
-    from ..jit.cache import CacheWarning, CompileCache, cache_enabled
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CacheWarning)   # reported below, in the command's words
         cache = CompileCache(args.dir)
@@ -403,7 +404,6 @@ def cmd_cache(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..version import __version__
     parser = argparse.ArgumentParser(prog="ebpfjit", allow_abbrev=False,
                                      description="Userspace eBPF: interpreter and LLVM JIT.")
     parser.add_argument("--version", action="version", version=f"ebpfjit {__version__}")
@@ -514,9 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_json_args(q)
         q.set_defaults(func=cmd_cache)
 
-    from ..oracle.compare import add_compare_parser
     add_compare_parser(sub)
-    from .verify import add_verify_parser
     add_verify_parser(sub)
     return parser
 

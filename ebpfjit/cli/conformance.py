@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..api.program import Program
 from ..engine import DEFAULT_ENGINE, Engine, parse_engine
 from ..errors import EbpfError, EngineError
 
@@ -24,7 +25,7 @@ def _identity_helper(r1, r2, r3, r4, r5):
 
 def conformance_program(code: bytes, opt_level: int = 2):
     """A raw Program wired the way the conformance suite expects (helper 5 = identity)."""
-    from ..api.program import Program
+    # Lazy: the C module (ebpfjit._rt): the CLI reports without it.
     from ..runtime.env import Env
     env = Env()
     env.register_helper(CONFORMANCE_HELPER_ID, _identity_helper)

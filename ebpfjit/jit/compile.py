@@ -29,8 +29,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import JitError
 from ..isa.insn import decode
+from ..runtime import env as runtime
 from ..runtime.native_image import MappedImage
+from ..version import __version__
 from . import hostkey, image, lower
+from .cache import resolve_cache
 from .lower import LOWERING_VERSION
 
 if TYPE_CHECKING:
@@ -139,7 +142,6 @@ def state_layout() -> lower.StateLayout:
     """The runtime's struct layout (cffi offsetof), as the lowering consumes it."""
     global _layout
     if _layout is None:
-        from ..runtime import env as runtime
         _layout = lower.StateLayout.from_runtime(runtime.state_layout())
     return _layout
 
@@ -148,7 +150,6 @@ def runtime_symbols() -> dict[str, int]:
     """Addresses of the runtime functions generated code calls, bound at load time."""
     global _symbols
     if _symbols is None:
-        from ..runtime import env as runtime
         symbols = runtime.helper_symbols()
         missing = [name for name in lower.RUNTIME_DECLS if name not in symbols]
         if missing:
@@ -361,7 +362,6 @@ def _runtime_parts() -> tuple[str, list[str]]:
     module, without the lowering)."""
     global _runtime_key
     if _runtime_key is None:
-        from ..runtime import env as runtime
         layout = ",".join(f"{k}={v}" for k, v in sorted(runtime.state_layout().items()))
         # A digest: ~2 KB of offsets would make every key's JSON text that much longer.
         _runtime_key = (hashlib.sha256(layout.encode()).hexdigest()[:32],
@@ -374,7 +374,6 @@ def cache_key_parts(code: bytes, opt_level: int, bounds_checks: bool,
     """Everything the object code depends on (see ebpfjit.cache). Computed without llvmlite
     for the host (a cache hit never loads LLVM): the LLVM build by its library's identity, the
     host CPU by the cpuid words LLVM reads (hostkey)."""
-    from ..version import __version__
     maps = normalize_maps(maps)
     layout, imports = _runtime_parts()
     return {
@@ -410,7 +409,6 @@ def compile_program(code: bytes, *, opt_level: int = 2, bounds_checks: bool = Tr
     Raises:
         DecodeError for malformed bytecode, JitError if LLVM fails.
     """
-    from .cache import resolve_cache
     _check_opt(opt_level)
     code = bytes(code)
     store = resolve_cache(cache)
@@ -467,7 +465,6 @@ def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
 
     With `annotate`, each run of machine code is preceded by `# pc N: <insn>`, the eBPF
     instruction it came from (through debug line locations whose line is the pc)."""
-    from .lower.debugloc import add_pc_locations, annotate_assembly
     _check_opt(opt_level)
     spec = TargetSpec.resolve(target)
     with _lock:
@@ -477,6 +474,8 @@ def native_asm(code: bytes, target: str | None = None, opt_level: int = 2, *,
         tm = target_machine(spec, opt_level)
         module = build_ir(bytes(code), bounds_checks=bounds_checks, spec=spec, comments=True,
                           opt_level=opt_level, maps=maps)
+        # debugloc builds llvmlite IR: imported only when assembly is asked for.
+        from .lower.debugloc import add_pc_locations, annotate_assembly
         texts = add_pc_locations(module)
         mod = _parse(module, tm)
         optimize(mod, tm, opt_level)

@@ -33,8 +33,9 @@ _MAX_ZERO_SIZED = 1 << 16
 MAX_DECODED_ELEMENTS = 1 << 20
 
 
-class Kind(enum.IntEnum):
-    """BTF_KIND_* (uapi/linux/btf.h)."""
+class BtfKind(enum.IntEnum):
+    """BTF_KIND_* (uapi/linux/btf.h): the one table of BTF kinds (the parser here and the
+    kernel-side BTF writer, ebpfjit.oracle.btf_writer). Not the instruction `isa.opcodes.Kind`."""
     UNKN = 0
     INT = 1
     PTR = 2
@@ -63,9 +64,10 @@ INT_CHAR = 1 << 1
 INT_BOOL = 1 << 2
 
 # Kinds whose `size_type` word is a size rather than a referenced type id.
-_SIZED = {Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT}
+_SIZED = {BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.DATASEC,
+          BtfKind.FLOAT}
 # Kinds that only qualify another type; resolve() looks through them.
-_MODIFIERS = {Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG}
+_MODIFIERS = {BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG}
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class BtfType:
     for referencing kinds (PTR, TYPEDEF, modifiers, FUNC, FUNC_PROTO's return, VAR, tags).
     """
     id: int
-    kind: Kind
+    kind: BtfKind
     name: str = ""
     size: int = 0
     type: int = 0
@@ -119,7 +121,7 @@ class BtfType:
     component_idx: int = -1
 
 
-_VOID = BtfType(0, Kind.UNKN, "void")
+_VOID = BtfType(0, BtfKind.UNKN, "void")
 
 
 def _err(message: str, section: str = ".BTF") -> ElfError:
@@ -199,10 +201,10 @@ class Btf:
             kind_no = (info >> 24) & 0x1F
             kflag = bool(info >> 31)
             try:
-                kind = Kind(kind_no)
+                kind = BtfKind(kind_no)
             except ValueError:
                 raise _err(f"type [{tid}]: unknown kind {kind_no}") from None
-            if kind is Kind.UNKN:
+            if kind is BtfKind.UNKN:
                 raise _err(f"type [{tid}]: kind UNKN")
             name = self.string(name_off)
             common = {"id": tid, "kind": kind, "name": name, "vlen": vlen, "kind_flag": kflag}
@@ -210,16 +212,16 @@ class Btf:
                 common["size"] = size_type
             else:
                 common["type"] = size_type
-            if kind is Kind.INT:
+            if kind is BtfKind.INT:
                 (word,) = rd.unpack("<I", pos)
                 pos += 4
                 t = BtfType(**common, int_encoding=(word >> 24) & 0x0F, int_offset=(word >> 16) & 0xFF,
                             int_bits=word & 0xFF)
-            elif kind is Kind.ARRAY:
+            elif kind is BtfKind.ARRAY:
                 elem, index, nelems = rd.unpack("<III", pos)
                 pos += 12
                 t = BtfType(**common, elem_type=elem, index_type=index, nelems=nelems)
-            elif kind in (Kind.STRUCT, Kind.UNION):
+            elif kind in (BtfKind.STRUCT, BtfKind.UNION):
                 members = []
                 for _ in range(vlen):
                     m_name, m_type, m_off = rd.unpack("<III", pos)
@@ -229,7 +231,7 @@ class Btf:
                     else:
                         members.append(Member(self.string(m_name), m_type, m_off))
                 t = BtfType(**common, members=tuple(members))
-            elif kind is Kind.ENUM:
+            elif kind is BtfKind.ENUM:
                 values = []
                 for _ in range(vlen):
                     e_name, e_val = rd.unpack("<Ii", pos)
@@ -237,7 +239,7 @@ class Btf:
                     # kind_flag marks a signed enum; otherwise the 32 bits are unsigned.
                     values.append((self.string(e_name), e_val if kflag else e_val & 0xFFFFFFFF))
                 t = BtfType(**common, enumerators=tuple(values))
-            elif kind is Kind.ENUM64:
+            elif kind is BtfKind.ENUM64:
                 values = []
                 for _ in range(vlen):
                     e_name, lo, hi = rd.unpack("<III", pos)
@@ -247,26 +249,26 @@ class Btf:
                         val -= 1 << 64
                     values.append((self.string(e_name), val))
                 t = BtfType(**common, enumerators=tuple(values))
-            elif kind is Kind.FUNC_PROTO:
+            elif kind is BtfKind.FUNC_PROTO:
                 params = []
                 for _ in range(vlen):
                     p_name, p_type = rd.unpack("<II", pos)
                     pos += 8
                     params.append(Param(self.string(p_name), p_type))
                 t = BtfType(**common, params=tuple(params))
-            elif kind is Kind.FUNC:
+            elif kind is BtfKind.FUNC:
                 t = BtfType(**common, linkage=vlen)
-            elif kind is Kind.VAR:
+            elif kind is BtfKind.VAR:
                 (linkage,) = rd.unpack("<I", pos)
                 pos += 4
                 t = BtfType(**common, linkage=linkage)
-            elif kind is Kind.DATASEC:
+            elif kind is BtfKind.DATASEC:
                 infos = []
                 for _ in range(vlen):
                     infos.append(VarSecinfo(*rd.unpack("<III", pos)))
                     pos += 12
                 t = BtfType(**common, secinfos=tuple(infos))
-            elif kind is Kind.DECL_TAG:
+            elif kind is BtfKind.DECL_TAG:
                 (component,) = rd.unpack("<i", pos)
                 pos += 4
                 t = BtfType(**common, component_idx=component)
@@ -288,7 +290,7 @@ class Btf:
     def name_of(self, type_id: int) -> str:
         return self.type(type_id).name
 
-    def find(self, name: str, kind: Kind | None = None) -> int:
+    def find(self, name: str, kind: BtfKind | None = None) -> int:
         """Id of the first type called `name` (of `kind` if given), or 0 when there is none."""
         for tid in self._by_name.get(name, ()):
             if kind is None or self.types[tid].kind is kind:
@@ -315,12 +317,12 @@ class Btf:
             t = self.type(type_id)
             if t.kind in _SIZED:
                 return mult * t.size
-            if t.kind is Kind.PTR:
+            if t.kind is BtfKind.PTR:
                 return mult * 8
-            if t.kind is Kind.ARRAY:
+            if t.kind is BtfKind.ARRAY:
                 mult *= t.nelems
                 type_id = t.elem_type
-            elif t.kind in _MODIFIERS or t.kind is Kind.VAR:
+            elif t.kind in _MODIFIERS or t.kind is BtfKind.VAR:
                 type_id = t.type
             else:
                 raise _err(f"type [{type_id}] ({t.kind.name} {t.name!r}) has no size")
@@ -328,18 +330,18 @@ class Btf:
 
     def datasec(self, name: str) -> BtfType | None:
         """The DATASEC describing ELF section `name`, if clang emitted one."""
-        tid = self.find(name, Kind.DATASEC)
+        tid = self.find(name, BtfKind.DATASEC)
         return self.types[tid] if tid else None
 
     def describe(self, type_id: int, _depth: int = 0) -> str:
         """A short C-like spelling of a type, for messages (`struct flow_state`, `__u32 *`)."""
         t = self.type(type_id)
-        if t.kind is Kind.PTR:
+        if t.kind is BtfKind.PTR:
             return (self.describe(t.type, _depth + 1) if _depth < 8 else "...") + " *"
-        if t.kind in (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64):
-            word = {Kind.STRUCT: "struct", Kind.UNION: "union"}.get(t.kind, "enum")
+        if t.kind in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64):
+            word = {BtfKind.STRUCT: "struct", BtfKind.UNION: "union"}.get(t.kind, "enum")
             return f"{word} {t.name or '(anon)'}"
-        if t.kind is Kind.ARRAY:
+        if t.kind is BtfKind.ARRAY:
             return f"{self.name_of(t.elem_type) or '(anon)'}[{t.nelems}]"
         return t.name or t.kind.name.lower()
 
@@ -383,14 +385,14 @@ class Btf:
         if _depth > _MAX_DEPTH:
             raise BtfLimitError(f"type [{type_id}] nests deeper than {_MAX_DEPTH}", section=".BTF")
         t = self.type(type_id)
-        if t.kind in _MODIFIERS or t.kind is Kind.VAR:
+        if t.kind in _MODIFIERS or t.kind is BtfKind.VAR:
             n = 1 + self.decoded_count(t.type, _depth + 1)
-        elif t.kind is Kind.ARRAY:
+        elif t.kind is BtfKind.ARRAY:
             n = 1 + t.nelems * self.decoded_count(t.elem_type, _depth + 1)
-        elif t.kind in (Kind.STRUCT, Kind.UNION):
+        elif t.kind in (BtfKind.STRUCT, BtfKind.UNION):
             n = 1 + sum(1 if m.bitfield_size else self.decoded_count(m.type, _depth + 1)
                         for m in t.members)
-        elif t.kind is Kind.DATASEC:
+        elif t.kind is BtfKind.DATASEC:
             n = 1 + sum(self.decoded_count(vs.type, _depth + 1) for vs in t.secinfos)
         else:
             n = 1
@@ -404,9 +406,9 @@ class Btf:
         k = t.kind
         if k in _MODIFIERS:
             return self._fmt(self.resolve(type_id), data, off, bit_off, depth + 1)
-        if k is Kind.INT:
+        if k is BtfKind.INT:
             return self._fmt_int(t, data, off, bit_off)
-        if k in (Kind.STRUCT, Kind.UNION):
+        if k in (BtfKind.STRUCT, BtfKind.UNION):
             out: dict[str, object] = {}
             for m in t.members:
                 m_off = off + m.bit_offset // 8
@@ -415,7 +417,7 @@ class Btf:
                 else:
                     out[m.name] = self._fmt(m.type, data, m_off, m.bit_offset % 8, depth + 1)
             return out
-        if k is Kind.ARRAY:
+        if k is BtfKind.ARRAY:
             if self._is_str_array(t, data, off):
                 end = data.index(b"\0", off)
                 return data[off:end].decode("ascii")
@@ -424,7 +426,7 @@ class Btf:
                 raise _err(f"array [{type_id}] of {t.nelems} zero-sized elements")
             return [self._fmt(t.elem_type, data, off + i * elem, 0, depth + 1)
                     for i in range(t.nelems)]
-        if k in (Kind.ENUM, Kind.ENUM64):
+        if k in (BtfKind.ENUM, BtfKind.ENUM64):
             size = t.size if t.size in (1, 2, 4, 8) else 0
             if not size:
                 raise _err(f"enum [{type_id}] has unsupported size {t.size}")
@@ -434,16 +436,16 @@ class Btf:
                 if value == val or value & ((1 << (8 * size)) - 1) == val & ((1 << (8 * size)) - 1):
                     return name
             return value
-        if k is Kind.PTR:
+        if k is BtfKind.PTR:
             return int.from_bytes(data[off:off + 8], "little")
-        if k is Kind.FLOAT:
+        if k is BtfKind.FLOAT:
             fmt = {2: "<e", 4: "<f", 8: "<d"}.get(t.size)
             if fmt is None:
                 return _hex(int.from_bytes(data[off:off + t.size], "little"))
             return struct.unpack_from(fmt, data, off)[0]
-        if k is Kind.VAR:
+        if k is BtfKind.VAR:
             return {t.name: self._fmt(t.type, data, off, bit_off, depth + 1)}
-        if k is Kind.DATASEC:
+        if k is BtfKind.DATASEC:
             return {t.name: [self._fmt(vs.type, data, off + vs.offset, 0, depth + 1)
                              for vs in t.secinfos]}
         raise _err(f"type [{type_id}] ({k.name}) cannot hold a value")
@@ -472,10 +474,10 @@ class Btf:
             return False
         elem = self.type(t.elem_type)
         for _ in range(_MAX_CHAIN):
-            if elem.kind not in (Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG):
+            if elem.kind not in (BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG):
                 break
             elem = self.type(elem.type)
-        if elem.kind is not Kind.INT or elem.size != 1:
+        if elem.kind is not BtfKind.INT or elem.size != 1:
             return False
         if not elem.int_encoding & INT_CHAR and elem.name != "char":
             return False

@@ -34,7 +34,7 @@ from elftools.elf.elffile import ELFFile
 
 from ..errors import ElfError
 from ..isa.opcodes import LDDW
-from .btf import Btf, BtfExt, BtfType, Kind
+from .btf import Btf, BtfExt, BtfKind, BtfType
 from .spec import (
     BPF_F_MMAPABLE,
     BPF_F_RDONLY_PROG,
@@ -429,7 +429,7 @@ class _Loader:
         btf = self.btf
         assert btf is not None
         for i, t in enumerate(btf.types):
-            if t.kind is not Kind.DATASEC:
+            if t.kind is not BtfKind.DATASEC:
                 continue
             sec = self.by_name.get(t.name)
             if sec is None:
@@ -493,7 +493,7 @@ class _Loader:
         ranges = []
         for vs in datasec.secinfos:
             var = self._btf_type(vs.type, vs.type)
-            if var.kind is not Kind.VAR:
+            if var.kind is not BtfKind.VAR:
                 raise self.error(f"DATASEC entry [{vs.type}] is a {var.kind.name}, not a VAR",
                                  section=BTF_MAPS)
             spec, values_off = self._parse_map_def(var.name, var.type, inner=False)
@@ -524,7 +524,7 @@ class _Loader:
         btf = self.btf
         what = f"{name} (inner map)" if inner else name
         struct_t = self._skip_mods(type_id, what)
-        if struct_t.kind is not Kind.STRUCT:
+        if struct_t.kind is not BtfKind.STRUCT:
             raise self.error(f"map definition is a {struct_t.kind.name}, not a struct",
                              section=BTF_MAPS, symbol=what)
         fields: dict[str, int] = {}
@@ -536,13 +536,13 @@ class _Loader:
             mt = self._skip_mods(m.type, what)
             if m.name in ("type", "max_entries", "map_flags", "numa_node", "key_size", "value_size",
                           "pinning", "map_extra"):
-                arr = self._skip_mods(mt.type, what) if mt.kind is Kind.PTR else None
-                if arr is None or arr.kind is not Kind.ARRAY:
+                arr = self._skip_mods(mt.type, what) if mt.kind is BtfKind.PTR else None
+                if arr is None or arr.kind is not BtfKind.ARRAY:
                     raise self.error(f"field '{m.name}' is not __uint() (pointer to an array)",
                                      section=BTF_MAPS, symbol=what)
                 fields[m.name] = arr.nelems
             elif m.name in ("key", "value"):
-                if mt.kind is not Kind.PTR:
+                if mt.kind is not BtfKind.PTR:
                     raise self.error(f"field '{m.name}' is not __type() (a pointer)",
                                      section=BTF_MAPS, symbol=what)
                 try:
@@ -555,18 +555,18 @@ class _Loader:
                 else:
                     value_type, value_size = mt.type, size
             elif m.name == "values":
-                if mt.kind is not Kind.ARRAY or mt.nelems != 0 or i != len(struct_t.members) - 1:
+                if mt.kind is not BtfKind.ARRAY or mt.nelems != 0 or i != len(struct_t.members) - 1:
                     raise self.error("'values' must be the last field, a flexible array (__array)",
                                      section=BTF_MAPS, symbol=what)
                 if inner:
                     raise self.error("an inner map cannot have 'values'", section=BTF_MAPS, symbol=what)
                 ptr = self._skip_mods(mt.elem_type, what)
-                target = self._skip_mods(ptr.type, what) if ptr.kind is Kind.PTR else None
+                target = self._skip_mods(ptr.type, what) if ptr.kind is BtfKind.PTR else None
                 if target is None:
                     raise self.error("'values' elements must be pointers", section=BTF_MAPS, symbol=what)
-                if target.kind is Kind.STRUCT:
+                if target.kind is BtfKind.STRUCT:
                     inner_spec, _ = self._parse_map_def(f"{name}.inner", ptr.type, inner=True)
-                elif target.kind is not Kind.FUNC_PROTO:
+                elif target.kind is not BtfKind.FUNC_PROTO:
                     raise self.error(f"'values' points to a {target.kind.name}, expected a map "
                                      "struct or a function", section=BTF_MAPS, symbol=what)
                 # Map-in-map and prog_array values are 4-byte fds (libbpf sets value_size = 4).
@@ -644,7 +644,7 @@ class _Loader:
             flags = BPF_F_MMAPABLE | (BPF_F_RDONLY_PROG if kind == "rodata" else 0)
             value_type = 0
             if self.btf is not None:
-                value_type = self.btf.find(sec.name, Kind.DATASEC)
+                value_type = self.btf.find(sec.name, BtfKind.DATASEC)
             spec = MapSpec(name=sec.name, type=MapType.ARRAY, key_size=4, value_size=sec.size,
                            max_entries=1, flags=flags, initial=bytes(sec.data), section=sec.name,
                            value_type_id=value_type)
@@ -661,7 +661,7 @@ class _Loader:
             for vs in ds.secinfos:
                 var = self.btf.type(vs.type) if 0 <= vs.type < len(self.btf.types) else None
                 name = var.name if var is not None else f"[{vs.type}]"
-                what = "kernel function (kfunc)" if var is not None and var.kind is Kind.FUNC else "extern"
+                what = "kernel function (kfunc)" if var is not None and var.kind is BtfKind.FUNC else "extern"
                 raise self.error(f"{what} '{name}' in {secname} is not supported", section=secname,
                                  symbol=name)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import EbpfError
-from .btf import Kind
+from .btf import BtfKind
 
 __all__ = ["Record", "record_type", "decode_records"]
 
@@ -45,10 +45,10 @@ def record_type(btf, map_spec) -> int:
         return map_spec.value_type_id
     want = f"{map_spec.name}_record"
     for t in btf.types:
-        if t.kind is Kind.VAR and t.name == want:
+        if t.kind is BtfKind.VAR and t.name == want:
             target = btf.type(btf.resolve(t.type))
-            tid = btf.resolve(target.type) if target.kind is Kind.PTR else target.id
-            return tid if btf.type(tid).kind is not Kind.UNKN else 0
+            tid = btf.resolve(target.type) if target.kind is BtfKind.PTR else target.id
+            return tid if btf.type(tid).kind is not BtfKind.UNKN else 0
     return 0
 
 

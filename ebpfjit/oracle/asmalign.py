@@ -29,6 +29,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..isa.disasm import format_insn
 from ..isa.insn import Instruction, decode, iter_pcs
 
 _CALL = 0x85
@@ -105,7 +106,6 @@ def build_rows(code: bytes, line_info: Sequence[tuple[int, str, int, str]], info
     """One AsmRow per original instruction. `info` is the kernel's ProgInfo; `ours` /
     `kernel` are compare.our_asm_by_pc / kernel_asm_by_insn chunks (kernel keyed by the
     xlated slot of a line-info record)."""
-    from ..isa.disasm import format_insn
     slots = [slot for slot, *_ in line_info]
     rec = (len(info.line_info) // len(info.jited_line_info)) if info.jited_line_info else 16
     mapping = xlated_mapping(code, info.xlated, slots, info.line_info, rec)

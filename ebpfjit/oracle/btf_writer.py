@@ -1,17 +1,15 @@
 """The BTF writer: a parsed object's BTF (ebpfjit.objects.btf) re-encoded as a blob the kernel's
 BTF checker accepts (BPF_BTF_LOAD), for map value types and func/line info.
 
-Imports: (nothing)
+Imports: ebpfjit.objects.btf
 """
 from __future__ import annotations
 
 import struct
 
-_BTF_KIND = {"INT": 1, "PTR": 2, "ARRAY": 3, "STRUCT": 4, "UNION": 5, "ENUM": 6, "FWD": 7,
-             "TYPEDEF": 8, "VOLATILE": 9, "CONST": 10, "RESTRICT": 11, "FUNC": 12,
-             "FUNC_PROTO": 13, "VAR": 14, "DATASEC": 15, "FLOAT": 16, "DECL_TAG": 17,
-             "TYPE_TAG": 18, "ENUM64": 19}
-_FUNC_EXTERN = 2
+from ..objects.btf import BtfKind
+
+_FUNC_EXTERN = 2   # enum btf_func_linkage BTF_FUNC_EXTERN
 
 
 class BtfEncoder:
@@ -43,37 +41,37 @@ class BtfEncoder:
         self._types += struct.pack("<III", self.string(name), info, size_type)
 
     def _type(self, t) -> None:
-        kind = t.kind.name
-        k = _BTF_KIND[kind]
-        if kind in ("VAR", "DATASEC", "DECL_TAG"):
-            self._head("", _BTF_KIND["CONST"], 0, False, 0)
-        elif kind == "INT":
+        kind = t.kind
+        k = int(kind)
+        if kind in (BtfKind.VAR, BtfKind.DATASEC, BtfKind.DECL_TAG):
+            self._head("", BtfKind.CONST, 0, False, 0)
+        elif kind is BtfKind.INT:
             self._head(t.name, k, 0, False, t.size)
             self._types += struct.pack("<I", (t.int_encoding << 24) | (t.int_offset << 16) | t.int_bits)
-        elif kind == "ARRAY":
+        elif kind is BtfKind.ARRAY:
             self._head(t.name, k, 0, False, 0)
             self._types += struct.pack("<III", t.elem_type, t.index_type, t.nelems)
-        elif kind in ("STRUCT", "UNION"):
+        elif kind in (BtfKind.STRUCT, BtfKind.UNION):
             self._head(t.name, k, len(t.members), t.kind_flag, t.size)
             for m in t.members:
                 off = (m.bitfield_size << 24 | m.bit_offset) if t.kind_flag else m.bit_offset
                 self._types += struct.pack("<III", self.string(m.name), m.type, off)
-        elif kind == "ENUM":
+        elif kind is BtfKind.ENUM:
             self._head(t.name, k, len(t.enumerators), t.kind_flag, t.size)
             for name, value in t.enumerators:
                 self._types += struct.pack("<II", self.string(name), value & 0xFFFFFFFF)
-        elif kind == "ENUM64":
+        elif kind is BtfKind.ENUM64:
             self._head(t.name, k, len(t.enumerators), t.kind_flag, t.size)
             for name, value in t.enumerators:
                 value &= (1 << 64) - 1
                 self._types += struct.pack("<III", self.string(name), value & 0xFFFFFFFF, value >> 32)
-        elif kind == "FUNC_PROTO":
+        elif kind is BtfKind.FUNC_PROTO:
             self._head(t.name, k, len(t.params), False, t.type)
             for prm in t.params:
                 self._types += struct.pack("<II", self.string(prm.name), prm.type)
-        elif kind == "FUNC":
+        elif kind is BtfKind.FUNC:
             self._head(t.name, k, 0 if t.linkage == _FUNC_EXTERN else t.linkage, False, t.type)
-        elif kind == "FLOAT":
+        elif kind is BtfKind.FLOAT:
             self._head(t.name, k, 0, False, t.size)
         else:   # PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG
             self._head(t.name, k, 0, t.kind_flag, t.type)

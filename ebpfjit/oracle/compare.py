@@ -29,20 +29,29 @@ Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.capture, ebpfjit.errors, ebpfjit.j
 from __future__ import annotations
 
 import argparse
+import array
+import errno as _errno
+import json
 import os
 import platform
+import random
 import re
 import struct
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..capture.pcap import iter_ethernet
 from ..engine import Engine
-from ..errors import EbpfError, KernelError, KernelUnavailable
+from ..errors import EbpfError, ExecutionError, KernelError, KernelUnavailable
+from ..objects import elf
+from ..objects.spec import MapType, ProgType
 from ..objects.verdicts import verdict_name
 from . import kernel
+from .asmalign import build_rows, format_rows
 from .bpf_syscall import errno_name
 from .jited_disasm import capstone_for_host
 
@@ -188,7 +197,6 @@ def _norm_value(value) -> str:
 
 
 def _dump(m) -> dict[str, str]:
-    from ..objects.spec import MapType
     mtype = getattr(m, "type", None)
     if mtype in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.QUEUE, MapType.STACK,
                  MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
@@ -200,7 +208,6 @@ def _dump(m) -> dict[str, str]:
 
 
 def _comparable_maps(spec) -> list[str]:
-    from ..objects.spec import MapType
     skip = {MapType.RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.QUEUE, MapType.STACK,
             MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS}
     return [name for name, m in spec.maps.items() if m.type not in skip]
@@ -234,11 +241,13 @@ def _varying_entries(path: str, program: str, packets: Sequence[bytes],
                      maps_compared: Sequence[str], capture=None) -> set[tuple[str, str]]:
     """(map, key) pairs whose values differ between two identical interpreter runs: they hold
     timestamps or random numbers, so no two engines (or runs) can be expected to agree on them."""
+    # Lazy: the C module (ebpfjit._rt): the CLI builds this module's parser at every start.
     from ..api.loader import load
     dumps = []
     for _ in range(2):
         obj = load(path)
         if capture is not None:     # streamed through C; a fault ends this pass early
+            # Lazy: the C module (ebpfjit._rt): the CLI builds this module's parser at every start.
             from ..capture.stream import run_capture
             try:
                 run_capture(obj.programs[program], capture, "interp")
@@ -267,7 +276,6 @@ def _varying_entries(path: str, program: str, packets: Sequence[bytes],
 # Anything else: our engines get the input as their context; the kernel is tried with it as
 # data_in (kprobe/tracepoint/perf_event have no test run: ENOTSUPP, reported as a note).
 def _packet_types():
-    from ..objects.spec import ProgType
     return frozenset({ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT,
                       ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB})
 
@@ -284,7 +292,6 @@ def _raw_tp_args(data: bytes) -> bytes:
 
 def _run_ours(prog, engine: str, data: bytes, repeat: int = 1) -> tuple[int, bytes, float]:
     """(retval, output, ns per run) of one of our engines, with the type's input convention."""
-    from ..objects.spec import ProgType
     ptype = prog.type
     if ptype in _packet_types():
         r = prog.test_run(data, repeat=repeat, engine=engine)
@@ -302,7 +309,6 @@ def _run_ours(prog, engine: str, data: bytes, repeat: int = 1) -> tuple[int, byt
 
 def _run_kernel(kprog, data: bytes, repeat: int = 1) -> tuple[int, bytes, float]:
     """(retval, output, ns per run) of the kernel, with the type's input convention."""
-    from ..objects.spec import ProgType
     ptype = kprog.type
     with pinned_to_one_cpu():
         if ptype == ProgType.SYSCALL:
@@ -318,7 +324,6 @@ def _run_kernel(kprog, data: bytes, repeat: int = 1) -> tuple[int, bytes, float]
 def _kernel_programs(spec, program: str) -> list[str]:
     """The compared program and every program a prog_array of the object names (tail-call
     targets), so that the kernel's prog_arrays are filled as ours are."""
-    from ..objects.spec import MapType
     names = [program]
     for m in spec.maps.values():
         if m.type != MapType.PROG_ARRAY:
@@ -332,9 +337,7 @@ def _kernel_programs(spec, program: str) -> list[str]:
 def _kernel_load_limitation(pspec, exc: KernelError) -> str | None:
     """Why the kernel cannot load this program for a reason that is not a verdict on the code
     (None: a genuine rejection, to be reported as an error)."""
-    import errno as _errno
 
-    from ..objects.spec import ProgType
     ptype = pspec.type
     err = exc.errno
     what = f"bpf(BPF_PROG_LOAD) of {ptype.name} failed with {errno_name(err or 0)}"
@@ -353,7 +356,6 @@ def _kernel_load_limitation(pspec, exc: KernelError) -> str | None:
 
 def _kernel_run_limitation(pspec) -> str | None:
     """Program types the kernel loads but whose test run does not run them on our input."""
-    from ..objects.spec import ProgType
     if pspec.type in (ProgType.TRACING, ProgType.LSM, ProgType.EXT):
         return (f"BPF_PROG_TEST_RUN of {pspec.type.name} programs does not run an unattached "
                 f"program on a given context")
@@ -364,10 +366,9 @@ def _ours_chunk(prog, engine: str, chunk) -> list[tuple[int | None, bytes | None
     """(verdict, output packet, error) of every packet of a stream.Chunk on one of our engines,
     through the C batch path; a packet that faults or that the model refuses gets its error and
     the chunk goes on after it."""
-    import array
 
+    # Lazy: the C module (ebpfjit._rt): the CLI builds this module's parser at every start.
     from ..capture.stream import PKT_OUT_MAX
-    from ..errors import ExecutionError
     loaded, model = prog._prepare(engine), prog._packet_model()
     n = len(chunk)
     verdicts = array.array("I", bytes(4 * n))
@@ -429,9 +430,8 @@ def _stream_rows(capture, engines, ours, kprog, ptype, all_rows: bool, progress)
     """Compare every packet of `capture` chunk by chunk. Returns (rows kept: the disagreeing
     ones, or all with `all_rows`; totals {"total", "agreed", "counts": engine -> Counter of
     verdict names}; a sample of TIMING_SAMPLE packets drawn uniformly over the capture)."""
-    import random
-    from collections import Counter
 
+    # Lazy: the C module (ebpfjit._rt): the CLI builds this module's parser at every start.
     from ..capture.stream import chunks
     counts = {e: Counter() for e in engines}
     total = agreed = 0
@@ -508,14 +508,12 @@ def compare_object(path: str | os.PathLike, program: str | None = None,
         KernelError: the kernel verifier refused it (message and log included) and the
             type is one the kernel can load.
     """
+    # Lazy: the C module (ebpfjit._rt): the CLI builds this module's parser at every start.
     from ..api.loader import load
-    from ..objects import elf
-    from ..objects.spec import ProgType
     path = os.fspath(path)
     spec = elf.load_spec(path)
     streamed = False
     if capture is not None:
-        from ..capture.pcap import iter_ethernet
         pspec0 = spec.programs.get(program) if program else (
             next(iter(spec.programs.values())) if len(spec.programs) == 1 else None)
         streamed = pspec0 is not None and pspec0.type in _packet_types()
@@ -692,6 +690,7 @@ def our_asm_by_pc(code: bytes, opt_level: int = 2,
     """Our x86-64 assembly split at the eBPF instruction each run of machine code came from
     (`native_asm` marks them `# pc N: ...` from debug line locations): a list of (eBPF pc, or
     None for bookkeeping, instruction lines)."""
+    # Lazy: llvmlite, only for --asm.
     from ..jit.compile import native_asm
     text = native_asm(code, opt_level=opt_level, maps=maps)
     chunks: list[tuple[int | None, list[str]]] = [(None, [])]
@@ -757,14 +756,12 @@ def kernel_asm_by_insn(info) -> list[tuple[int | None, list[str]]]:
 def aligned_asm_rows(info, prog, opt_level: int = 2):
     """Rows per original eBPF instruction of `prog` (an ObjectProgram), aligned with the
     kernel's xlated image through its line info (see ebpfjit.asmalign)."""
-    from .asmalign import build_rows
     return build_rows(prog.spec.code, prog.spec.line_info, info,
                       our_asm_by_pc(prog.code, opt_level, prog._jit_maps()),
                       kernel_asm_by_insn(info), map_names=list(prog.object.maps))
 
 
 def aligned_asm(info, prog, opt_level: int = 2) -> str:
-    from .asmalign import format_rows
     return format_rows(aligned_asm_rows(info, prog, opt_level))
 
 
@@ -852,7 +849,6 @@ def _verdict_summary(rep: Report) -> list[str]:
 
 def _engine_counts(rep: Report, engine: str, ptype):
     """Packets per verdict name on one engine ("error": it raised, "-": it did not run)."""
-    from collections import Counter
     if rep.counts is not None:
         return Counter(rep.counts.get(engine, {}))
     return Counter("error" if engine in r.errors else "-" if r.verdicts.get(engine) is None
@@ -860,7 +856,6 @@ def _engine_counts(rep: Report, engine: str, ptype):
 
 
 def _prog_type_of(rep: Report) -> int:
-    from ..objects.spec import ProgType
     try:
         return ProgType[rep.prog_type.upper()]
     except KeyError:
@@ -926,7 +921,6 @@ def format_report(rep: Report, all_rows: bool = False) -> str:
 
 def _packets_from_args(args) -> list[bytes] | None:
     if args.pcap:
-        from ..capture.pcap import iter_ethernet
         return [p.data for p in iter_ethernet(args.pcap)]
     return _single_packet_from_args(args)
 
@@ -946,6 +940,7 @@ def cmd_compare(args) -> int:
         if e not in ENGINES:
             raise EbpfError(f"unknown engine {e!r}; expected some of {', '.join(ENGINES)}")
     try:
+        # Lazy: the C module (ebpfjit._rt): the CLI builds this module's parser at every start.
         from ..capture.stream import Progress
         progress = Progress(label="compare: ") if args.pcap else None
         try:
@@ -962,7 +957,6 @@ def cmd_compare(args) -> int:
             print(exc.log.rstrip()[-4000:], file=sys.stderr)
         return 1
     if getattr(args, "json", False) or getattr(args, "pretty", False):
-        import json
         report = rep.to_json(all_rows=args.all)
         if rep.asm:
             report["asm"] = rep.asm.splitlines()

@@ -27,7 +27,9 @@ output packet and map contents; `minimize` delta-debugs the body of a disagreein
 is the long-run mode.
 
 `random_insn` / `random_insns` are the unstructured side of the same generator: random
-decodable instructions (not verifier-friendly) for the engine-only fuzzers of the test suite.
+decodable instructions (not verifier-friendly) for the engine-only fuzzers of the test suite;
+`differential_program` the structured engine-only side (valid programs that may fault, run out
+of budget or read registers calls leave zero), for the interpreter-vs-JIT differential tests.
 
 Must not import: cli.
 
@@ -37,7 +39,10 @@ Imports: ebpfjit.engine, ebpfjit.api, ebpfjit.errors, ebpfjit.isa, ebpfjit.jit, 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import hashlib
 import json
+import multiprocessing
 import os
 import pathlib
 import random
@@ -50,12 +55,16 @@ from dataclasses import dataclass, field
 
 from ..engine import Engine
 from ..engine import parse_engine as _parse_engine
-from ..isa.insn import Instruction, check_fields, encode
-from ..isa.opcodes import OPCODES, AluOp, AtomicOp, Class, JmpOp, Kind, Mode, Size, Source
-from ..objects.spec import MapSpec, MapType, ProgType
+from ..errors import EbpfError, KernelError
+from ..isa.disasm import disassemble
+from ..isa.insn import Instruction, check_fields, decode, encode
+from ..isa.insn import encode as encode_insns
+from ..isa.opcodes import ATOMIC_IMMS, OPCODES, AluOp, AtomicOp, Class, JmpOp, Kind, Mode, Size, Source
+from ..objects.spec import MapSpec, MapType, ObjectSpec, ProgramSpec, ProgType
+from . import kernel
 
 __all__ = ["PKT_LEN", "MAPS", "FuzzProgram", "generate", "packets_for", "random_insn", "random_insns",
-           "reads_frame_address", "Outcome", "Result",
+           "reads_frame_address", "DIFF_MEM_SIZE", "differential_program", "Outcome", "Result",
            "KernelRunner", "OurRunner", "run_case", "minimize", "save_case", "load_case",
            "replay_case", "fuzz", "main"]
 
@@ -714,6 +723,235 @@ def reads_frame_address(insn: Instruction) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Engine-differential programs: valid and deterministic on both engines, not for a verifier
+# --------------------------------------------------------------------------------------------
+#
+# `differential_program(pick)` builds a program from structured fragments, valid and
+# deterministic on the interpreter and the JIT (mostly the kernel verifier's rules:
+# address-derived values never reach arithmetic or memory; r1-r5 are usually re-initialised
+# after local calls and callees usually initialise r0/r6/r7, but sometimes they are read as is:
+# 0 in both engines, see DEVELOPERS.md): every ALU/ALU64 K/X op incl. sdiv/smod/movsx, neg,
+# le/be/bswap, lddw, forward JMP/JMP32 branches, counted loops with a backward jump,
+# loads/stores/ldsx of every size to the stack (through r10 and through a frame-pointer copy)
+# and to a mem buffer, atomics on both, helper calls (call and callx of helper 5, which
+# returns r1) and local calls. Rarely an access is out of bounds, or the budget is tiny: what
+# the kernel's verifier would refuse, the engines must still agree on.
+#
+# `pick` is where the choices come from, the subset of `random.Random` used here: `choice`,
+# `randint` and `randbytes`; a random.Random, or an adapter over hypothesis's `draw` (the
+# differential tests, which then shrink a failing program).
+
+DIFF_MEM_SIZE = 64
+_D_FRAME_COPY = 8     # r8 = r10 - K (a frame pointer the lowering's dataflow tracks)
+_D_MEM_PTR = 9        # r9 = the mem buffer
+_D_DATA = tuple(range(8))
+_D_ALU = [i for i in OPCODES.values() if i.kind is Kind.ALU]
+_D_NEG = [i for i in OPCODES.values() if i.kind is Kind.NEG]
+_D_ENDIAN = [i for i in OPCODES.values() if i.kind is Kind.ENDIAN]
+_D_JCOND = [i for i in OPCODES.values() if i.kind is Kind.JCOND]
+_D_BY_SIZE = {kind: {i.size: i.opcode for i in OPCODES.values() if i.kind is kind}
+              for kind in (Kind.LDX, Kind.LDXSX, Kind.ST, Kind.STX, Kind.ATOMIC)}
+_D_IMMS = [0, 1, -1, 2, 7, 31, 32, 33, 63, 64, 65, 0x7FFFFFFF, -0x80000000, 0x80, 0xFF, 0x8000,
+           0xFFFF, -2, 3]
+_D_U64S = [0, 1, (1 << 64) - 1, 1 << 63, (1 << 63) - 1, 0xFFFFFFFF, 1 << 32, 0x8000000000000001]
+
+
+def _d_bool(pick) -> bool:
+    return pick.randint(0, 1) == 1
+
+
+def _d_imm(pick) -> int:
+    """An interesting 32-bit immediate: an edge value or any."""
+    return pick.choice(_D_IMMS) if not _d_bool(pick) else pick.randint(-0x80000000, 0x7FFFFFFF)
+
+
+def _d_u64(pick) -> int:
+    return pick.choice(_D_U64S) if not _d_bool(pick) else pick.randint(0, (1 << 64) - 1)
+
+
+def _d_alu(pick, dsts, value_srcs, main, k):
+    info = pick.choice(_D_ALU)
+    dst = pick.choice(dsts)
+    off = 0
+    if info.op in (AluOp.DIV, AluOp.MOD):
+        off = pick.choice([0, 1])
+    if info.source is Source.X:
+        src = pick.choice(_D_DATA)
+        if info.op is AluOp.MOV:
+            off = pick.choice((0, 8, 16, 32) if info.width == 64 else (0, 8, 16))
+        return [Instruction(info.opcode, dst, src, off, 0)]
+    return [Instruction(info.opcode, dst, 0, off, _d_imm(pick))]
+
+
+def _d_unary(pick, dsts, value_srcs, main, k):
+    dst = pick.choice(dsts)
+    if _d_bool(pick):
+        return [Instruction(pick.choice(_D_NEG).opcode, dst)]
+    info = pick.choice(_D_ENDIAN)
+    return [Instruction(info.opcode, dst, imm=pick.choice([16, 32, 64]))]
+
+
+def _d_lddw(pick, dsts, value_srcs, main, k):
+    return [lddw(pick.choice(dsts), _d_u64(pick))]
+
+
+def _d_memory(pick, dsts, value_srcs, main, k):
+    """A load/store/atomic to the stack (r10 or r8 = r10 - k) or the mem buffer (r9).
+
+    Out-of-frame accesses only in the main function: from a callee they may land in the
+    caller's (registered) frame, which depends on each engine's stack layout (the kernel's
+    verifier rejects such programs).
+    """
+    what = pick.choice(["ldx", "ldxsx", "st", "stx", "atomic"])
+    size = pick.choice([4, 8] if what == "atomic" else [1, 2, 4] if what == "ldxsx" else
+                       [1, 2, 4, 8])
+    region = pick.choice(["r10", "r8", "mem"])
+    oob = pick.randint(0, 60) == 0 and (main or region == "mem")
+    if region == "mem":
+        base, lo, hi = _D_MEM_PTR, 0, DIFF_MEM_SIZE - size
+    elif region == "r10":
+        base, lo, hi = 10, -512, -size
+    else:
+        base, lo, hi = _D_FRAME_COPY, -512 + k, -size + k
+    off = pick.randint(lo, hi)
+    if what == "atomic":
+        off -= (off - lo) % size      # naturally aligned (frame and buffer bases are aligned)
+    if oob:
+        off = pick.choice([hi + 1, hi + size, lo - 1, lo - 8])
+    if what in ("ldx", "ldxsx"):
+        table = _D_BY_SIZE[Kind.LDX if what == "ldx" else Kind.LDXSX]
+        return [Instruction(table[size], pick.choice(dsts), base, off, 0)]
+    if what == "st":
+        return [Instruction(_D_BY_SIZE[Kind.ST][size], base, 0, off, _d_imm(pick))]
+    if what == "stx":
+        return [Instruction(_D_BY_SIZE[Kind.STX][size], base, pick.choice(_D_DATA), off, 0)]
+    imm = pick.choice(sorted(ATOMIC_IMMS))
+    writes_src = imm & AtomicOp.FETCH and imm != AtomicOp.CMPXCHG
+    src = pick.choice(dsts if writes_src else value_srcs)
+    if imm == AtomicOp.CMPXCHG and 0 not in dsts:
+        imm = AtomicOp.ADD
+    return [Instruction(_D_BY_SIZE[Kind.ATOMIC][size], base, src, off, imm)]
+
+
+def _d_helper_call(pick, dsts, value_srcs, main, k):
+    if 0 not in dsts or 1 not in dsts:
+        return []
+    out = [mov(1, imm=_d_imm(pick))]
+    if _d_bool(pick):
+        out.append(call_helper(5))
+    else:
+        reg = pick.choice([r for r in dsts if r != 0])
+        out += [mov(reg, imm=5), Instruction(JmpOp.CALL | Class.JMP | Source.X, reg)]
+    return out
+
+
+# Fragment kinds of straight-line code, weighted as drawn (ALU three times, memory twice).
+_D_STRAIGHT = (_d_alu, _d_alu, _d_alu, _d_unary, _d_lddw, _d_memory, _d_memory, _d_helper_call)
+
+
+def _d_straight(pick, dsts, value_srcs, main, k):
+    return pick.choice(_D_STRAIGHT)(pick, dsts, value_srcs, main, k)
+
+
+def _d_loop(pick, main, k):
+    """mov r7, N; body (never writes r7); sub r7, 1; jne[32] r7, 0, body."""
+    dsts = tuple(r for r in _D_DATA if r != 7)
+    body = [i for _ in range(pick.randint(1, 4))
+            for i in _d_straight(pick, dsts, _D_DATA, main, k)]
+    n = pick.randint(1, 12)
+    slots = sum(i.slots for i in body)
+    cls = Class.JMP if pick.choice([32, 64]) == 64 else Class.JMP32
+    back = Instruction(cls | JmpOp.JNE | Source.K, 7, 0, -(slots + 2), 0)
+    return [mov(7, imm=n)] + body + [alu(AluOp.SUB, 7, imm=1), back]
+
+
+def _d_function_body(pick, callees, main, k):
+    """Fragments; forward branches skip whole later fragments; ends with exit."""
+    kinds = ("straight", "straight", "loop", "call" if callees else "straight", "branch")
+    out: list[list] = []
+    pending = []
+    for _ in range(pick.randint(1, 12)):
+        frag = pick.choice(kinds)
+        if frag == "straight":
+            out.append(_d_straight(pick, _D_DATA, _D_DATA, main, k))
+        elif frag == "loop":
+            out.append(_d_loop(pick, main, k))
+        elif frag == "call":
+            callee = pick.choice(callees)
+            # Usually r1-r5 are re-initialised after the call (verifier rules); sometimes they
+            # are read as left by the call: both engines define them as 0 after a local call.
+            reinit = _d_bool(pick)
+            out.append([mov(1, _D_MEM_PTR)] + [mov(r, imm=_d_imm(pick)) for r in (2, 3)]
+                       + [("call", callee)] + [mov(r, imm=0) for r in (1, 2, 3, 4, 5) if reinit])
+        else:
+            info = pick.choice(_D_JCOND)
+            src = pick.choice(_D_DATA) if info.source is Source.X else 0
+            imm = 0 if info.source is Source.X else _d_imm(pick)
+            out.append([("branch", info.opcode, pick.choice(_D_DATA), src, imm)])
+            pending.append((len(out) - 1, pick.randint(0, 4)))
+    out.append([EXIT])
+    return out, dict(pending)
+
+
+def _d_slots(frag) -> int:
+    return sum(1 if isinstance(i, tuple) else i.slots for i in frag)
+
+
+def differential_program(pick) -> tuple[bytes, bytes, int | None]:
+    """(bytecode, mem of DIFF_MEM_SIZE bytes, budget or None) of one engine-differential
+    program (see the section comment): r1 = mem, functions may call later ones only."""
+    nsub = pick.randint(0, 2)
+    k = pick.randint(0, 256)     # r8 = r10 - k in every function
+    prologue = [mov(_D_MEM_PTR, 1), mov(1, imm=0), mov(_D_FRAME_COPY, 10),
+                alu(AluOp.ADD, _D_FRAME_COPY, imm=-k)]
+
+    # Callees take the mem pointer in r1 and may only call later functions (no recursion).
+    # They usually initialise r0, r6, r7 (verifier rules); sometimes they read them as they
+    # arrive, which both engines define as 0 at callee entry.
+    def sub_prologue():
+        init = [r for r in (0, 6, 7) if _d_bool(pick)]
+        return ([mov(_D_MEM_PTR, 1), mov(1, imm=0)] + [mov(r, imm=0) for r in init]
+                + [mov(_D_FRAME_COPY, 10), alu(AluOp.ADD, _D_FRAME_COPY, imm=-k)])
+
+    functions = []
+    for index in range(nsub + 1):
+        callees = list(range(index + 1, nsub + 1))
+        body, branches = _d_function_body(pick, callees, index == 0, k)
+        functions.append(([prologue if index == 0 else sub_prologue()] + body,
+                          {i + 1: s for i, s in branches.items()}))
+    # Lay out and resolve branch offsets and call targets.
+    starts, pc = [], 0
+    for frags, _ in functions:
+        starts.append(pc)
+        pc += sum(_d_slots(f) for f in frags)
+    insns = []
+    pc = 0
+    for frags, branches in functions:
+        frag_pcs = []
+        p = pc
+        for f in frags:
+            frag_pcs.append(p)
+            p += _d_slots(f)
+        for fi, frag in enumerate(frags):
+            for item in frag:
+                if isinstance(item, Instruction):
+                    insns.append(item)
+                    pc += item.slots
+                elif item[0] == "call":
+                    insns.append(Instruction(JmpOp.CALL | Class.JMP, src=1, imm=starts[item[1]] - pc - 1))
+                    pc += 1
+                else:
+                    _, opcode, dst, src, imm = item
+                    skip = min(branches.get(fi, 0), len(frags) - 2 - fi)
+                    target = frag_pcs[fi + 1 + max(skip, 0)]
+                    insns.append(Instruction(opcode, dst, src, target - pc - 1, imm))
+                    pc += 1
+    mem = pick.randbytes(DIFF_MEM_SIZE)
+    budget = None if pick.randint(0, 3) < 3 else pick.randint(1, 60)
+    return encode(insns), mem, budget
+
+
+# --------------------------------------------------------------------------------------------
 # Running: the kernel and our engines
 # --------------------------------------------------------------------------------------------
 
@@ -816,13 +1054,10 @@ class KernelRunner:
     """Loads programs with BPF_PROG_LOAD and runs them with BPF_PROG_TEST_RUN on fresh maps."""
 
     def __init__(self, kernel_module=None):
-        if kernel_module is None:
-            from . import kernel as kernel_module
-        self.k = kernel_module
+        self.k = kernel if kernel_module is None else kernel_module
 
     def run(self, code: bytes, packets: Sequence[bytes], *, prog_type: ProgType = ProgType.XDP,
             maps: Sequence[MapSpec] = MAPS, log_level: int = 0) -> Result:
-        from ..errors import KernelError
         kmaps = [self.k.KernelMap(spec) for spec in maps]
         try:
             try:
@@ -877,11 +1112,9 @@ class OurRunner:
         """(program, maps): an Env with the builtin helpers and fresh maps, and the program
         bound to it: a plain Program for raw code, else an ObjectProgram (as loader.load()
         builds it: context accesses converted, test_run on the kernel's test-run model)."""
+        # Lazy: the C module (ebpfjit._rt): the generators and the kernel runner work without it.
         from ..api import loader
         from ..api.program import Program
-        from ..isa.insn import decode
-        from ..isa.insn import encode as encode_insns
-        from ..objects.spec import ObjectSpec, ProgramSpec
         from ..runtime import helpers
         from ..runtime.env import Env
         from ..runtime.maps import Map
@@ -905,6 +1138,7 @@ class OurRunner:
             prog.opt_level = self.opt_level
             obj.programs["fuzz"] = prog
         if self.engine == "jit":
+            # Lazy: llvmlite, only for the JIT runs.
             from ..jit.compile import compile_program
             # Program.compile() would go through the on-disk cache, which random programs only
             # pollute: compile here and hand the result to the Program's per-level table.
@@ -917,7 +1151,6 @@ class OurRunner:
 
     def run(self, code: bytes, packets: Sequence[bytes], *, prog_type: ProgType = ProgType.XDP,
             maps: Sequence[MapSpec] = MAPS) -> Result:
-        from ..errors import EbpfError
         try:
             prog, created = self._program(code, prog_type, maps)
             res = Result()
@@ -1087,11 +1320,9 @@ def describe(outcome: Outcome) -> str:
 def save_case(outcome: Outcome, directory: str | os.PathLike, description: str = "") -> pathlib.Path:
     """Write a corpus file; the name is derived from the program bytes, so saving twice is
     idempotent."""
-    import hashlib
     code = outcome.program.code(outcome.variant)
     digest = hashlib.sha256(code + b"".join(outcome.packets)).hexdigest()[:12]
     path = pathlib.Path(directory) / f"fuzz-{digest}.json"
-    from ..isa.disasm import disassemble
     obj = {
         "description": description or describe(outcome),
         "seed": outcome.program.seed,
@@ -1277,8 +1508,6 @@ def fuzz_parallel(workers: int = 2, **kwargs) -> FuzzStats:
     """fuzz() in `workers` processes (spawned: LLVM and bpf fds stay per process). With
     `count`, worker w takes seeds seed + w*chunk ...; with `seconds`, every worker runs that
     long on its own seed range (seed + w * 10**9)."""
-    import concurrent.futures
-    import multiprocessing
     if workers <= 1:
         return fuzz(**kwargs)
     kwargs.pop("progress", None)
@@ -1328,7 +1557,6 @@ def main(argv: list[str] | None = None) -> int:
     for word in filter(None, args.exclude.split(",")):
         exclude |= MAP_UNITS if word == "maps" else {word}
     if args.show is not None:
-        from ..isa.disasm import disassemble
         print(disassemble(generate(args.show, args.size, exclude).code(args.variant)))
         return 0
     if args.seconds is None and args.count is None:

@@ -12,6 +12,7 @@ Imports: ebpfjit.errors, ebpfjit.isa, ebpfjit.objects, ebpfjit.oracle.bpf_syscal
 """
 from __future__ import annotations
 
+import array
 import errno as _errno
 import os
 import struct
@@ -22,7 +23,7 @@ from typing import NamedTuple
 from ..errors import KernelError, KernelUnavailable, MapError
 from ..isa.insn import SLOT
 from ..isa.opcodes import LDDW
-from ..objects.btf import Kind as BtfKind
+from ..objects.btf import BtfKind
 from ..objects.spec import (
     BPF_ANY,
     ENOTSUPP,
@@ -558,7 +559,6 @@ class KernelProgram(FdOwner):
         ebpfjit_kernel_test_run_batch): `data` holds the packets end to end, `lens` (array('I'))
         their lengths. Returns (retvals, output packets, error): on a refused run the lists stop
         before that packet and `error` says why (the caller decides whether to go on)."""
-        import array
         ffi, lib = ffi_lib()
         if self.fd < 0:
             raise KernelError(f"{self._what()} is closed", errno=_errno.EBADF)

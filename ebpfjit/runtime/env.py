@@ -20,6 +20,8 @@ from typing import Any
 from .._rt import ffi, lib
 from ..engine import Engine, as_engine
 from ..errors import EbpfError, ExecutionError
+from ..isa.disasm import format_insn
+from ..isa.insn import decode, iter_pcs
 
 U64 = (1 << 64) - 1
 MAX_HELPERS = lib.EBPFJIT_MAX_HELPERS
@@ -466,6 +468,17 @@ class LoadedProgram:
         self._raise(st, DEFAULT_BUDGET if budget is None else budget)
         raise AssertionError("unreachable: a failed packet run without a fault")
 
+    def _engine_and_budget(self, engine: str, budget: int | None) -> tuple[int, int]:
+        """The C engine code of `engine` and the budget a run gets (None: DEFAULT_BUDGET), checked
+        as every run path checks them: the JIT needs compiled code, a budget is >= 1."""
+        e = _engine_code(engine)
+        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
+            raise EbpfError("engine 'jit' requested but no JIT function is set")
+        budget = DEFAULT_BUDGET if budget is None else budget
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1, not {budget}")
+        return e, budget
+
     def run_packets(self, ctx: int, packets: Sequence[Any], engine: str = "interp",
                     budget: int | None = None, refused: Callable[[Any], Any] | None = None
                     ) -> list[int]:
@@ -474,13 +487,7 @@ class LoadedProgram:
         A fault stops the batch: the ExecutionError names the packet (`batch_index`, and
         `results`: the verdicts of the packets before it). A packet the model refuses calls
         `refused(packet)`, which should raise the test run's error."""
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        if budget is None:
-            budget = DEFAULT_BUDGET
-        elif budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         n = len(packets)
         if not n:
             return []
@@ -518,12 +525,7 @@ class LoadedProgram:
         the next one. Returns (packets run, bytes of `out` used). Fewer packets than asked
         with no fault and room left in `out` means the model refused the next packet; a fault
         raises ExecutionError with `batch_index` (its index in this chunk)."""
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        budget = DEFAULT_BUDGET if budget is None else budget
-        if budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         n = len(lens)
         if not n:
             return 0, 0
@@ -563,12 +565,7 @@ class LoadedProgram:
         Returns (records run, bytes consumed, stop): stop 0 the records ended, 1 a record is
         longer than max_rec, 3 the model refused the next packet. A fault raises
         ExecutionError with `batch_index` (the record's index from `start`)."""
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        budget = DEFAULT_BUDGET if budget is None else budget
-        if budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         if (max_n < 0 or len(verdicts) < max_n or len(counts) < COUNTED_VERDICTS + 1
                 or not 0 <= start <= end <= len(buf)):
             raise ValueError("run_pcap_records: max_n, counts or the buffer range does not fit")
@@ -589,13 +586,7 @@ class LoadedProgram:
         return int(n), int(consumed[0]), int(stop[0])
 
     def _run_slow(self, mem, engine, budget, r1, r2) -> int:
-        e = _engine_code(engine)
-        if e == ENGINE_JIT and self.ptr.jit_fn == ffi.NULL:
-            raise EbpfError("engine 'jit' requested but no JIT function is set")
-        if budget is None:
-            budget = DEFAULT_BUDGET
-        elif budget < 1:
-            raise ValueError(f"budget must be >= 1, not {budget}")
+        e, budget = self._engine_and_budget(engine, budget)
         buf, n, copy = _mem_args(mem)
         st = thread_state()
         if r1 is None and r2 is None:
@@ -622,7 +613,6 @@ class LoadedProgram:
 
     def _insns(self):
         try:
-            from ..isa.insn import decode
             return decode(self.code, validate=False)
         except EbpfError:
             return None
@@ -760,7 +750,6 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
     addr, size, info = st.fault_addr, st.fault_size, st.fault_info
     insn = None
     if insns is not None and pc is not None:
-        from ..isa.insn import iter_pcs
         insn = next((i for p, i in iter_pcs(insns) if p == pc), None)
     place = _place(pc, insn, line_info)
     if status in (lib.EBPFJIT_ERR_OOB_LOAD, lib.EBPFJIT_ERR_OOB_STORE):
@@ -807,7 +796,6 @@ def fault_to_error(st, insns: Iterable[Any] | None = None, budget: int | None = 
 
 
 def _place(pc, insn, line_info) -> dict[str, Any]:
-    from ..isa.disasm import format_insn
     src = fault_line(pc, line_info)
     return {"insn_text": format_insn(insn) if insn is not None else None,
             "source_file": src[0] if src else None, "line": src[1] if src else None,

@@ -12,6 +12,7 @@ Imports: ebpfjit._rt, ebpfjit.errors, ebpfjit.objects, ebpfjit.runtime.env
 from __future__ import annotations
 
 import errno as _errno
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -639,8 +640,6 @@ def _with_free_regions(attach: Callable[[], int], wait: float = 2.0) -> int:
     rc = attach()
     if rc != -_errno.EMFILE:
         return rc
-    import gc
-    import time
     gc.collect()
     deadline = time.monotonic() + wait
     while True:

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from ebpfjit.errors import ExecutionError
+from ebpfjit import Program
+from ebpfjit.errors import ExecutionError, VerifierError
 from ebpfjit.isa.insn import Instruction
 from ebpfjit.objects.spec import MapType
 from ebpfjit.runtime.maps import Map
@@ -166,6 +167,17 @@ def test_callback_value_must_name_a_function(engine):
         Harness().run(code, engine)
     assert ei.value.kind == "helper"
 
+
+
+@pytest.mark.parametrize("rel", [-100, -3, 50])
+def test_callback_target_outside_the_program_is_refused_at_load(rel):
+    # `lddw r2, func` counts slots from the next one (isa.jump_target): before slot 0 or past
+    # the last slot it names no instruction, and the load-time check says so.
+    code = mov(1, 1) + ld_func(2, rel) + mov(0, 0) + EXIT
+    with pytest.raises(VerifierError, match=rf"callback at pc {1 + 1 + rel} is outside the program "
+                                            r"of 5 slots") as ei:
+        Program.from_bytes(code, type="xdp")
+    assert ei.value.pc == 1
 
 # --- for_each_map_elem -------------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ from ebpfjit.isa.insn import Instruction as I
 from ebpfjit.isa.opcodes import Kind
 from ebpfjit.jit.compile import compile_program
 from ebpfjit.oracle.fuzzgen import random_insn, random_insns, reads_frame_address
-from ebpfjit.runtime import Env, LoadedProgram, ffi
-from tests.support.engines import U64, identity
+from ebpfjit.runtime import Env, LoadedProgram
+from tests.support.engines import U64, Harness, fuzz_harness, identity
 
 
 def _outcome(prog, engine, buf, mem, budget):
@@ -27,13 +27,8 @@ def _outcome(prog, engine, buf, mem, budget):
 
 def test_random_bytecode_jit_matches_interpreter():
     rng = random.Random(9669)
-    env = Env()
-    env.register_helper(5, identity)
-    values = ffi.new("uint8_t[]", 64)
-    m = ffi.new("struct ebpfjit_map_base *", {"value_size": 64, "max_entries": 1})
-    m.values = values
-    env.set_maps([m])
-    env.add_region(values, 64, writable=True)
+    harness = fuzz_harness()
+    env = harness.env
     cases = 0
     kinds: dict[str, int] = {}
     while cases < 400:
@@ -105,21 +100,12 @@ def _structured_program(rng: random.Random) -> list:
 
 
 def test_structured_map_call_programs_agree_on_both_engines():
-    from ebpfjit._rt import lib
-
     from ebpfjit.objects.spec import MapSpec, MapType
     from ebpfjit.runtime.maps import Map
 
     rng = random.Random(0x10A7)
     maps = [Map(MapSpec("a", MapType.ARRAY, 4, 16, 4)), Map(MapSpec("h", MapType.HASH, 4, 16, 4))]
-    envs = []
-    for m in maps:
-        env = Env()
-        lib.ebpfjit_install_builtin_helpers(env.ptr)
-        lib.ebpfjit_install_map_helpers(env.ptr)
-        env.set_maps([m.ptr])
-        m.attach(env)
-        envs.append((env, m))
+    envs = [(Harness([m]).env, m) for m in maps]   # builtin and map helpers, m as map 0
     kinds: dict = {}
     for case in range(240):
         env, m = envs[case % 2]

@@ -240,6 +240,27 @@ def test_unknown_helper():
     assert fault("call 3\nexit", env=env).kind == "unknown_helper"
 
 
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_raw_program_load_check(engine):
+    # The one load-time check (api.program.check_program) for a raw program: at its first run,
+    # so that helpers registered after construction count.
+    from ebpfjit import Program
+    from ebpfjit.errors import VerifierError
+    prog = Program.from_asm("mov %r1, 5\ncall 999\nexit")
+    with pytest.raises(VerifierError, match=r"^pc 1: program 'prog': call to unknown helper 999") as ei:
+        prog.run(b"", engine=engine)
+    assert ei.value.pc == 1
+    prog = Program.from_asm("mov %r1, 5\ncall 300\nexit")
+    with pytest.raises(VerifierError, match="unknown helper 300"):
+        prog.run(b"", engine=engine)
+    prog = Program.from_asm("mov %r1, 5\ncall 300\nexit")
+    prog.register_helper(300, identity)
+    assert prog.run(b"", engine=engine) == 5
+    kfunc = I(0x85, src=_insn.CALL_KFUNC, imm=77).encode() + I(0x95).encode()
+    with pytest.raises(VerifierError, match=r"^pc 0: .*kfunc calls are not supported \(btf id 77\)"):
+        Program.from_bytes(kfunc).run(b"", engine=engine)
+
 def test_callx():
     assert run("mov %r1, 42\nmov %r2, 5\ncall %r2\nexit") == 42
     err = fault("mov %r2, 6\nmov %r0, 1\ncall %r2\nexit")
@@ -512,14 +533,10 @@ def test_access_ok_slow_path():
 
 
 def test_fuzz_interpreter_never_crashes():
+    from tests.support.engines import fuzz_harness  # after the importorskip of the runtime
     rng = random.Random(20261121)
-    env = Env()
-    env.register_helper(5, identity)
-    values = ffi.new("uint8_t[]", 64)
-    m = ffi.new("struct ebpfjit_map_base *", {"value_size": 64, "max_entries": 1})
-    m.values = values
-    env.set_maps([m])
-    env.add_region(values, 64, writable=True)
+    harness = fuzz_harness()
+    env = harness.env
     cases = outcomes = 0
     kinds: dict[str, int] = {}
     while cases < 3000:

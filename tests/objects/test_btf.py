@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from ebpfjit.errors import ElfError
-from ebpfjit.objects.btf import Btf, BtfExt, Kind
+from ebpfjit.objects.btf import Btf, BtfExt, BtfKind
 from ebpfjit.objects.elf import load_spec
 from tests.support.paths import PROGS_DIR
 
@@ -41,37 +41,38 @@ def test_parse_all_kinds_present_in_corpus():
     for path in sorted(PROGS.glob("*.o")):
         btf = Btf.parse(section_bytes(path.stem, ".BTF"))
         kinds |= {t.kind for t in btf.types[1:]}
-    assert {Kind.INT, Kind.PTR, Kind.ARRAY, Kind.STRUCT, Kind.ENUM, Kind.TYPEDEF, Kind.VOLATILE,
-            Kind.CONST, Kind.FUNC, Kind.FUNC_PROTO, Kind.VAR, Kind.DATASEC} <= kinds
+    assert {BtfKind.INT, BtfKind.PTR, BtfKind.ARRAY, BtfKind.STRUCT, BtfKind.ENUM, BtfKind.TYPEDEF,
+            BtfKind.VOLATILE, BtfKind.CONST, BtfKind.FUNC, BtfKind.FUNC_PROTO, BtfKind.VAR,
+            BtfKind.DATASEC} <= kinds
 
 
 def test_struct_layout_and_sizes():
     btf = spec_of("event_filter").btf
-    ev = btf.find("event", Kind.STRUCT)
+    ev = btf.find("event", BtfKind.STRUCT)
     t = btf.type(ev)
     assert [(m.name, m.bit_offset // 8) for m in t.members] == [
         ("pid", 0), ("uid", 4), ("ts", 8), ("comm", 16), ("ret", 32), ("flags", 36)]
     assert btf.size_of(ev) == 40
     comm = btf.type(t.members[3].type)
-    assert comm.kind is Kind.ARRAY and comm.nelems == 16 and btf.size_of(comm.id) == 16
-    assert btf.size_of(btf.find("comm_key", Kind.STRUCT)) == 16
+    assert comm.kind is BtfKind.ARRAY and comm.nelems == 16 and btf.size_of(comm.id) == 16
+    assert btf.size_of(btf.find("comm_key", BtfKind.STRUCT)) == 16
     other = spec_of("xdp_rate_limit").btf
-    assert other.size_of(other.find("flow_state", Kind.STRUCT)) == 24
+    assert other.size_of(other.find("flow_state", BtfKind.STRUCT)) == 24
 
 
 def test_resolve_skips_modifiers():
     btf = spec_of("global_data").btf
     ds = btf.datasec(".rodata")
     var = next(btf.type(v.type) for v in ds.secinfos if btf.type(v.type).name == "cfg_drop_proto")
-    assert var.kind is Kind.VAR
+    assert var.kind is BtfKind.VAR
     chain = []
     tid = var.type
-    while btf.type(tid).kind in (Kind.CONST, Kind.VOLATILE, Kind.TYPEDEF):
+    while btf.type(tid).kind in (BtfKind.CONST, BtfKind.VOLATILE, BtfKind.TYPEDEF):
         chain.append(btf.type(tid).kind)
         tid = btf.type(tid).type
-    assert Kind.CONST in chain and Kind.VOLATILE in chain and Kind.TYPEDEF in chain
+    assert BtfKind.CONST in chain and BtfKind.VOLATILE in chain and BtfKind.TYPEDEF in chain
     resolved = btf.type(btf.resolve(var.type))
-    assert (resolved.kind, resolved.name, resolved.size) == (Kind.INT, "unsigned int", 4)
+    assert (resolved.kind, resolved.name, resolved.size) == (BtfKind.INT, "unsigned int", 4)
     assert btf.size_of(var.type) == 4
 
 
@@ -87,11 +88,11 @@ def test_datasec_fixed_up_from_symbols():
 
 def test_enum_and_func():
     btf = spec_of("lpm_acl").btf
-    e = btf.type(btf.find("acl_action", Kind.ENUM))
+    e = btf.type(btf.find("acl_action", BtfKind.ENUM))
     assert e.enumerators == (("ACL_ALLOW", 1), ("ACL_DENY", 2)) and e.size == 4
-    f = btf.type(btf.find("xdp_lpm_acl", Kind.FUNC))
+    f = btf.type(btf.find("xdp_lpm_acl", BtfKind.FUNC))
     proto = btf.type(f.type)
-    assert proto.kind is Kind.FUNC_PROTO and [p.name for p in proto.params] == ["ctx"]
+    assert proto.kind is BtfKind.FUNC_PROTO and [p.name for p in proto.params] == ["ctx"]
     assert btf.describe(proto.params[0].type) == "struct xdp_md *"
 
 
@@ -127,7 +128,7 @@ def test_format_global_data_like_bpftool():
 
 def test_format_struct_values():
     btf = spec_of("event_filter").btf
-    ev = btf.find("event", Kind.STRUCT)
+    ev = btf.find("event", BtfKind.STRUCT)
     raw = struct.pack("<IIQ16siI", 4242, 0, 123456789, b"bash\0", -2, 1)
     assert btf.format_value(ev, raw) == {"pid": 4242, "uid": 0, "ts": 123456789, "comm": "bash",
                                          "ret": -2, "flags": 1}
@@ -140,13 +141,13 @@ def test_format_struct_values():
 
 def test_format_enum_fallback_and_errors():
     btf = spec_of("lpm_acl").btf
-    entry = btf.find("acl_entry", Kind.STRUCT)
+    entry = btf.find("acl_entry", BtfKind.STRUCT)
     assert btf.format_value(entry, struct.pack("<iI", 2, 9)) == {"action": "ACL_DENY", "hits": 9}
     assert btf.format_value(entry, struct.pack("<iI", 5, 0)) == {"action": 5, "hits": 0}
     with pytest.raises(ElfError, match="needs 8 bytes"):
         btf.format_value(entry, b"\0" * 7)
     with pytest.raises(ElfError):
-        btf.format_value(btf.find("xdp_lpm_acl", Kind.FUNC), b"\0" * 8)
+        btf.format_value(btf.find("xdp_lpm_acl", BtfKind.FUNC), b"\0" * 8)
 
 
 @pytest.mark.parametrize("mutate, pattern", [

@@ -1,7 +1,8 @@
 """Running bytecode on both engines: the program harnesses the engine tests share.
 
 `Both` runs one program on the interpreter and the JIT and asserts they agree; `Harness` is an
-env with the builtin and map helpers and a list of maps, for programs that call helpers.
+env with the builtin and map helpers and a list of maps, for programs that call helpers;
+`fuzz_harness` the bare env the engine fuzzers run random bytecode in.
 """
 from __future__ import annotations
 
@@ -46,13 +47,15 @@ class Both:
 
 class Harness:
     """An env with the map helpers (and, unless `builtin_helpers=False`, every builtin helper:
-    bpf_loop, for_each_map_elem, ...) and `maps` as its object's maps (lddw imm = index)."""
+    bpf_loop, for_each_map_elem, ...) and `maps` as its object's maps (lddw imm = index).
+    `map_helpers=False` leaves the map helpers out too."""
 
-    def __init__(self, maps=(), *, builtin_helpers: bool = True):
+    def __init__(self, maps=(), *, builtin_helpers: bool = True, map_helpers: bool = True):
         self.env = runtime.Env()
         if builtin_helpers:
             runtime.lib.ebpfjit_install_builtin_helpers(self.env.ptr)
-        runtime.lib.ebpfjit_install_map_helpers(self.env.ptr)
+        if map_helpers:
+            runtime.lib.ebpfjit_install_map_helpers(self.env.ptr)
         self.maps = list(maps)
         if self.maps:
             self.env.set_maps([m.ptr for m in self.maps])
@@ -77,3 +80,19 @@ class Harness:
             return ("ok", self.run(code, engine, budget))
         except ExecutionError as exc:
             return (exc.kind, exc.pc)
+
+
+def fuzz_harness() -> Harness:
+    """The engine fuzzers' env: no helper but 5 (`identity`), and as env->maps[0] a bare
+    one-entry array map whose 64-byte value is a writable region, so that random `lddw` map
+    references and the accesses through them reach real memory. Keep the harness alive while
+    its env runs (it owns that memory)."""
+    h = Harness(builtin_helpers=False, map_helpers=False)
+    h.env.register_helper(5, identity)
+    values = runtime.ffi.new("uint8_t[]", 64)
+    m = runtime.ffi.new("struct ebpfjit_map_base *", {"value_size": 64, "max_entries": 1})
+    m.values = values
+    h.env.set_maps([m])
+    h.env.add_region(values, 64, writable=True)
+    h._keep += [values, m]
+    return h

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...errors import JitError
+from ...isa.disasm import format_insn
 from ...isa.insn import CALL_HELPER, CALL_LOCAL, Instruction, iter_pcs
-from ...isa.opcodes import AluOp, AtomicOp, Class, Kind, Source
+from ...isa.opcodes import AluOp, AtomicOp, Class, Kind, Source, jump_target
 from ...objects.spec import PSEUDO_FUNC
 from .budget import segment_charges
 from .lowering_context import ENTRY_NAME, STACK_BYTES
@@ -30,19 +31,14 @@ FP = 10
 # The key of pc 0's second LLVM function, its copy for bpf-to-bpf calls (FunctionInfo.key).
 CALLED_MAIN = "called-main"
 
-try:   # the disassembler is optional: IR comments fall back to opcode names
-    from ...isa.disasm import format_insn as _format_insn
-except Exception:  # pragma: no cover - depends on a concurrently written module
-    _format_insn = None
-
 
 def describe(insn: Instruction, pc: int) -> str:
-    """Text of one instruction for IR comments and error messages."""
-    if _format_insn is not None:
-        try:
-            return _format_insn(insn, pc)
-        except Exception:
-            pass
+    """Text of one instruction for IR comments and error messages (opcode name and fields
+    when the disassembler cannot format it)."""
+    try:
+        return format_insn(insn, pc)
+    except Exception:
+        pass
     return (f"{insn.info.name} dst=r{insn.dst} src=r{insn.src} off={insn.off} "
             f"imm={insn.imm:#x}")
 
@@ -472,8 +468,8 @@ def covered_accesses(fn: FunctionInfo, by_pc: dict[int, Instruction]) -> dict[in
 
 
 def callback_target(pc: int, insn: Instruction) -> int | None:
-    """Target slot of `lddw rX, func` (src=4, BPF_PSEUDO_FUNC): pc + 1 + imm, else None."""
+    """Target slot of `lddw rX, func` (src=4, BPF_PSEUDO_FUNC), else None: its imm counts
+    slots from the next one, as a jump's offset does."""
     if insn.kind is not Kind.LDDW or insn.src != PSEUDO_FUNC:
         return None
-    low = insn.imm & 0xFFFFFFFF
-    return pc + 1 + (low - (1 << 32) if low & 0x80000000 else low)
+    return jump_target(pc, insn.imm_lo)
