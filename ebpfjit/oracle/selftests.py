@@ -50,7 +50,7 @@ from pathlib import Path
 from ..api.loader import load_object_spec
 from ..engine import Engine
 from ..errors import EbpfError, ExecutionError, VerifierError
-from ..objects.btf import Kind
+from ..objects.btf import BtfKind
 from ..objects.elf import load_spec, program_type_for_section
 from ..objects.spec import ObjectSpec, ProgType
 from ..verifier import verify
@@ -161,7 +161,7 @@ def parse_cases(spec: ObjectSpec, file: str) -> list[Case]:
     btf = spec.btf
     cases = []
     for pname, pspec in spec.programs.items():
-        func = btf.find(pname, Kind.FUNC) if btf is not None else 0
+        func = btf.find(pname, BtfKind.FUNC) if btf is not None else 0
         if not func:
             continue        # test_loader: "failed to find FUNC BTF type": not a test
         priv, unpriv = Mode(), Mode()
@@ -170,7 +170,7 @@ def parse_cases(spec: ObjectSpec, file: str) -> list[Case]:
         description = None
         has_unpriv_result = has_unpriv_retval = False
         for t in btf.types:
-            if t.kind is not Kind.DECL_TAG or t.type != func or t.component_idx != -1:
+            if t.kind is not BtfKind.DECL_TAG or t.type != func or t.component_idx != -1:
                 continue
             s = t.name
             if not s.startswith(_TAG):
